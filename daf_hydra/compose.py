@@ -1,0 +1,59 @@
+"""Compose configs from Python exactly as the CLI does: the Python API builds a Hydra config from the same YAML
+and the same overrides a user would type, then runs the same pipeline function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from daf_hydra.config import register_configs
+from daf_hydra.errors import DAFError
+from daf_hydra.missions import COGAMES_PREFIX, CONF_DIR, catalog_names
+
+
+def prepare_config_store(overrides: Sequence[str] = ()) -> None:
+    """Register schemas, and cogames missions when an override names one (importing cogames costs ~1 s)."""
+    register_configs()
+    if any(COGAMES_PREFIX in o for o in overrides):
+        from daf_hydra.missions.cogames_games import register_cogames_missions
+
+        register_cogames_missions()
+
+
+def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> DictConfig:
+    """The root config with `overrides` applied; `output_dir` replaces Hydra's run directory."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    overrides = list(overrides)
+    prepare_config_store(overrides)
+    if output_dir is not None:
+        overrides.append(f"output_dir={Path(output_dir).resolve()}")
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside a running Hydra app: compose with its search path
+            return compose(config_name="config", overrides=overrides)
+        with initialize_config_dir(config_dir=str(CONF_DIR)):
+            return compose(config_name="config", overrides=overrides)
+    except HydraException as exc:
+        raise DAFError(_one_line(str(exc))) from None
+
+
+def load_mission(name: str) -> DictConfig:
+    """A mission config by catalog name or `cogames:<game>.<mission>`."""
+    if not name.startswith(COGAMES_PREFIX) and name not in catalog_names():
+        raise DAFError(f"unknown mission {name!r}: valid missions are {', '.join(catalog_names())} "
+                       f"or {COGAMES_PREFIX}<game>.<mission> for an installed cogames game")
+    return compose_config([f"mission={name}"]).mission
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _one_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "; ".join(lines[:3])

@@ -1,0 +1,167 @@
+"""Play episodes: the one place in daf_hydra where episodes are played.
+
+A policy controls every agent of its own episodes (a comparison never mixes policies inside an episode). Episode
+k of a run uses seed+k for its map and for the policy's random stream, so two policies evaluated with the same
+seed meet the same maps, and the same config and seed give the same numbers in any process.
+
+`num_envs` episodes run side by side in mettagrid simulations whose observation buffers are slices of one array,
+so a neural policy steps all their agents in a single forward pass (see `policies/actors.py`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from daf_hydra.policies import loading
+from daf_hydra.policies.actors import make_actor
+
+
+@dataclass
+class LoadedPolicy:
+    """A resolved policy plus a factory for per-episode instances (policies with per-agent state)."""
+
+    label: str
+    resolved: loading.ResolvedPolicy
+    device: str
+
+    def build(self, pei: Any, seed: int | None = None) -> Any:
+        if seed is not None:
+            seed_everything(seed)
+        return loading.instantiate(self.resolved, pei, self.device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch global generators: policies that draw from them become reproducible."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def play(
+    env_cfg: Any,
+    policy: LoadedPolicy,
+    seeds: list[int],
+    num_envs: int,
+    deterministic: bool = False,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool | None = None,
+    success_threshold: float | None = None,
+) -> list[dict[str, Any]]:
+    """Play one episode per seed; returns the episode records in seed order and reports each as it finishes."""
+    import torch
+    from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+    from mettagrid.simulator import Simulator
+    from mettagrid.simulator.simulator import Buffers
+
+    pei = PolicyEnvInterface.from_mg_cfg(env_cfg)
+    slots = max(1, min(num_envs, len(seeds)))
+    agents = pei.num_agents
+    obs = np.full((slots, agents, *pei.observation_shape), 0xFF, np.uint8)
+    actions = np.zeros((slots, agents), np.int32)
+    rewards = np.zeros((slots, agents), np.float32)
+    terminals = np.zeros((slots, agents), bool)
+    truncations = np.zeros((slots, agents), bool)
+    masks = np.ones((slots, agents), bool)
+    teacher = np.zeros((slots, agents), np.int32)
+
+    template = policy.build(pei, seeds[0] if seeds else 0)
+    actor = make_actor(
+        template, lambda seed: policy.build(pei, seed), pei, slots, deterministic, policy.device
+    )
+    simulators = [Simulator() for _ in range(slots)]
+    sims: list[Any] = [None] * slots
+    running: list[tuple[int, int, float] | None] = [None] * slots  # (episode index, seed, start time)
+    pending: Iterator[tuple[int, int]] = iter(enumerate(seeds))
+    results: dict[int, dict[str, Any]] = {}
+    bar = _progress(len(seeds), policy.label, progress)
+
+    def start(slot: int) -> None:
+        nxt = next(pending, None)
+        if nxt is None:
+            sims[slot], running[slot] = None, None
+            return
+        k, seed = nxt
+        buffers = Buffers(
+            observations=obs[slot], terminals=terminals[slot], truncations=truncations[slot],
+            rewards=rewards[slot], masks=masks[slot], actions=actions[slot], teacher_actions=teacher[slot],
+        )
+        sims[slot] = simulators[slot].new_simulation(env_cfg, seed, buffers=buffers)
+        running[slot] = (k, seed, time.perf_counter())
+        actor.start(slot, seed, sims[slot])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small forward passes: a second thread costs more than it gives (measured)
+    try:
+        for slot in range(slots):
+            start(slot)
+        while any(s is not None for s in sims):
+            actions[:] = actor.act(obs, sims)
+            for slot, sim in enumerate(sims):
+                if sim is None:
+                    continue
+                sim.step()
+                if sim.is_done():
+                    k, seed, t0 = running[slot]  # type: ignore[misc]
+                    record = _episode_record(sim, k, seed, time.perf_counter() - t0, success_threshold)
+                    sim.close()
+                    results[k] = record
+                    if on_episode is not None:
+                        on_episode(record)
+                    bar.update(1)
+                    start(slot)
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
+        for sim in sims:
+            if sim is not None:
+                sim.close()
+    return [results[k] for k in sorted(results)]
+
+
+def _episode_record(sim: Any, k: int, seed: int, wall: float, success_threshold: float | None) -> dict[str, Any]:
+    rewards = [float(r) for r in sim.episode_rewards]
+    stats = sim.episode_stats
+    total = float(np.sum(rewards))
+    return {
+        "episode": k,
+        "seed": seed,
+        "rewards": rewards,
+        "total_reward": total,
+        "steps": int(sim.current_step),
+        "max_steps": int(sim.config.game.max_steps),
+        "success": None if success_threshold is None else bool(total >= success_threshold),
+        "game_stats": {key: float(v) for key, v in stats["game"].items()},
+        "agent_stats": [{key: float(v) for key, v in agent.items()} for agent in stats["agent"]],
+        "wall_time_s": round(wall, 4),
+    }
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, label: str, enabled: bool | None) -> Any:
+    """A progress bar on a terminal; nothing in CI logs or when output is piped."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"episodes {label}", unit="ep", leave=False)

@@ -1,0 +1,82 @@
+"""What a run records about where its numbers came from: config signature, code and package versions, host."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import socket
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "daf_hydra", "mettagrid", "cogames", "pufferlib-core", "torch", "numpy", "scipy", "hydra-core", "omegaconf",
+    "hydra-optuna-sweeper", "hydra-submitit-launcher", "optuna", "submitit", "plotly", "pandas",
+)
+# Keys that say where or how a run executes, not what it computes: left out of the signature.
+NON_SEMANTIC_KEYS = ("output_dir", "hydra", "evaluation.progress")
+
+
+def config_signature(cfg: dict[str, Any]) -> str:
+    """A short hash of everything that determines a run's numbers (dora-style): same signature, same results."""
+    data = json.loads(json.dumps(cfg, sort_keys=True, default=str))
+    for key in NON_SEMANTIC_KEYS:
+        node, *rest = key.split(".")
+        if rest and isinstance(data.get(node), dict):
+            data[node].pop(rest[0], None)
+        elif not rest:
+            data.pop(node, None)
+    blob = json.dumps(data, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """The git commit of the daf_hydra checkout (and whether it had uncommitted changes), else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=5, check=True,
+            ).stdout.strip()
+        )
+        return {"git_commit": commit, "git_dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None, "package_version": package_versions().get("daf_hydra")}
+
+
+def collect(cfg: dict[str, Any], seed: int, device: str, run_id: str, kind: str) -> dict[str, Any]:
+    """The provenance block of run.json."""
+    return {
+        "run_id": run_id,
+        "kind": kind,
+        "config_signature": config_signature(cfg),
+        "config": cfg,
+        "seed": seed,
+        "device": device,
+        "code": code_version(),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "argv": sys.argv,
+    }

@@ -1,0 +1,188 @@
+"""Run records: the one writer and the one reader of what a run leaves on disk.
+
+A run directory holds (schema in docs/records.md):
+  .hydra/             Hydra's composed config, overrides (written by Hydra)
+  run.json            provenance: run id, config signature, seed, code and package versions, host, device, timings
+  episodes.jsonl      one JSON line per finished episode, appended and flushed as it finishes
+  curve.jsonl         training runs: one JSON line per PPO update
+  metrics.json        the summary, written atomically (write then rename) with status completed | failed
+Everything else in daf_hydra reads and writes runs through this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+EPISODES_FILE = "episodes.jsonl"
+CURVE_FILE = "curve.jsonl"
+METRICS_FILE = "metrics.json"
+STATUS_RUNNING, STATUS_COMPLETED, STATUS_FAILED = "running", "completed", "failed"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write then rename: a reader never sees half a file, a crash never leaves one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=_jsonable)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class RunRecorder:
+    """Writes one run's records. `episode()`/`curve()` append as results arrive, so a crash loses nothing
+    that had finished; `complete()` or `fail()` writes metrics.json exactly once."""
+
+    def __init__(self, run_dir: str | Path, provenance: dict[str, Any]):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self.provenance = {"schema_version": SCHEMA_VERSION, **provenance, "started_at": self.started}
+        write_json_atomic(self.run_dir / RUN_FILE, _clean(self.provenance))
+        self._files: dict[str, Any] = {}
+
+    def _append(self, name: str, record: dict[str, Any]) -> None:
+        f = self._files.get(name)
+        if f is None:
+            f = self._files[name] = open(self.run_dir / name, "a")
+        f.write(json.dumps(_clean(record), default=_jsonable) + "\n")
+        f.flush()
+
+    def episode(self, record: dict[str, Any]) -> None:
+        self._append(EPISODES_FILE, record)
+
+    def curve(self, record: dict[str, Any]) -> None:
+        self._append(CURVE_FILE, record)
+
+    def complete(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return self._finish(STATUS_COMPLETED, metrics, None)
+
+    def fail(self, error: BaseException | str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return self._finish(STATUS_FAILED, metrics or {}, message)
+
+    def _finish(self, status: str, metrics: dict[str, Any], error: str | None) -> dict[str, Any]:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        ended = time.time()
+        doc = {
+            "schema_version": SCHEMA_VERSION,
+            "status": status,
+            "error": error,
+            "run_id": self.provenance.get("run_id"),
+            "started_at": self.started,
+            "ended_at": ended,
+            "duration_s": round(ended - self.started, 3),
+            **metrics,
+        }
+        write_json_atomic(self.run_dir / METRICS_FILE, _clean(doc))
+        return doc
+
+
+@dataclass
+class RunRecord:
+    """What a reader gets back from a run directory."""
+
+    run_dir: Path
+    provenance: dict[str, Any]
+    metrics: dict[str, Any] | None  # None while running, or when the run died before writing it
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.metrics["status"] if self.metrics else STATUS_RUNNING
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RUN_FILE).is_file()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines file, ignoring a torn last line (the run may have died while writing it)."""
+    if not path.is_file():
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def read_run(run_dir: str | Path, with_episodes: bool = True) -> RunRecord:
+    """Read a run; raises ValueError when run.json or metrics.json is corrupt."""
+    run_dir = Path(run_dir)
+    provenance = json.loads((run_dir / RUN_FILE).read_text())
+    metrics_path = run_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    record = RunRecord(run_dir, provenance, metrics)
+    if with_episodes:
+        record.episodes = read_jsonl(run_dir / EPISODES_FILE)
+        record.curve = read_jsonl(run_dir / CURVE_FILE)
+    return record
+
+
+def find_runs(root: str | Path) -> Iterable[Path]:
+    """Every run directory below root (a single run, a multirun, a sweep, a SLURM output tree)."""
+    root = Path(root)
+    for path in sorted(root.rglob(RUN_FILE)):
+        yield path.parent
+
+
+def summarize_episodes(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-run summary of episode totals: what metrics.json reports and sweeps optimise."""
+    import numpy as np
+
+    totals = np.array([e["total_reward"] for e in episodes], dtype=float)
+    n = len(totals)
+    if n == 0:
+        return {"episodes": 0}
+    successes = [e["success"] for e in episodes if e.get("success") is not None]
+    per_agent = [r for e in episodes for r in e["rewards"]]
+    return {
+        "episodes": n,
+        "mean_reward": float(totals.mean()),
+        "std_reward": float(totals.std(ddof=1)) if n > 1 else 0.0,
+        "stderr_reward": float(totals.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+        "median_reward": float(np.median(totals)),
+        "min_reward": float(totals.min()),
+        "max_reward": float(totals.max()),
+        "mean_reward_per_agent": float(np.mean(per_agent)) if per_agent else 0.0,
+        "success_rate": float(np.mean(successes)) if successes else None,
+        "mean_steps": float(np.mean([e["steps"] for e in episodes])),
+        "env_steps": int(sum(e["steps"] for e in episodes)),
+    }
