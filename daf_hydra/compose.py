@@ -23,6 +23,28 @@ def prepare_config_store(overrides: Sequence[str] = ()) -> None:
         register_cogames_missions()
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its YAML files in conf/ (cogames missions are added at run time)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def check_group_choices(overrides: Sequence[str]) -> None:
+    """Fail early, in one line, on `group=option` overrides naming an option that does not exist.
+
+    Hydra would also refuse them, but with a multi-line dump of its search path; this names the bad value and
+    the valid ones. Sweep expressions (`choice(...)`, `range(...)`) are left to Hydra.
+    """
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        key = key.lstrip("+~")
+        if not sep or "/" in key or "." in key or "(" in value or not (CONF_DIR / key).is_dir():
+            continue
+        valid = group_options(key)
+        for option in value.split(","):
+            if option and option not in valid and not option.startswith(COGAMES_PREFIX):
+                raise DAFError(f"{key}={option!r} does not exist: valid {key} options are {', '.join(valid)}")
+
+
 def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> DictConfig:
     """The root config with `overrides` applied; `output_dir` replaces Hydra's run directory."""
     from hydra import compose, initialize_config_dir
@@ -31,6 +53,7 @@ def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None 
 
     overrides = list(overrides)
     prepare_config_store(overrides)
+    check_group_choices(overrides)
     if output_dir is not None:
         overrides.append(f"output_dir={Path(output_dir).resolve()}")
     try:

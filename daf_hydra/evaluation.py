@@ -62,8 +62,7 @@ def play(
     """Play one episode per seed; returns the episode records in seed order and reports each as it finishes."""
     import torch
     from mettagrid.policy.policy_env_interface import PolicyEnvInterface
-    from mettagrid.simulator import Simulator
-    from mettagrid.simulator.simulator import Buffers
+    from mettagrid.simulator.simulator import Buffers, Simulation
 
     pei = PolicyEnvInterface.from_mg_cfg(env_cfg)
     slots = max(1, min(num_envs, len(seeds)))
@@ -80,7 +79,6 @@ def play(
     actor = make_actor(
         template, lambda seed: policy.build(pei, seed), pei, slots, deterministic, policy.device
     )
-    simulators = [Simulator() for _ in range(slots)]
     sims: list[Any] = [None] * slots
     running: list[tuple[int, int, float] | None] = [None] * slots  # (episode index, seed, start time)
     pending: Iterator[tuple[int, int]] = iter(enumerate(seeds))
@@ -97,7 +95,7 @@ def play(
             observations=obs[slot], terminals=terminals[slot], truncations=truncations[slot],
             rewards=rewards[slot], masks=masks[slot], actions=actions[slot], teacher_actions=teacher[slot],
         )
-        sims[slot] = simulators[slot].new_simulation(env_cfg, seed, buffers=buffers)
+        sims[slot] = Simulation(seeded_env(env_cfg, seed), seed, buffers=buffers)
         running[slot] = (k, seed, time.perf_counter())
         actor.start(slot, seed, sims[slot])
 
@@ -128,6 +126,14 @@ def play(
             if sim is not None:
                 sim.close()
     return [results[k] for k in sorted(results)]
+
+
+def seeded_env(env_cfg: Any, seed: int) -> Any:
+    """The environment config with its map generator seeded: mettagrid draws an unseeded map otherwise."""
+    if hasattr(env_cfg.game.map_builder, "seed"):
+        env_cfg = env_cfg.model_copy(deep=True)
+        env_cfg.game.map_builder.seed = seed
+    return env_cfg
 
 
 def _episode_record(sim: Any, k: int, seed: int, wall: float, success_threshold: float | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from daf_hydra.compose import prepare_config_store
+from daf_hydra.compose import check_group_choices, prepare_config_store
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import CONF_DIR
 
@@ -37,7 +37,13 @@ def main(cfg: DictConfig) -> Any:
 
 
 def cli() -> None:
-    prepare_config_store(sys.argv[1:])
+    args = sys.argv[1:]
+    prepare_config_store(args)
+    try:
+        check_group_choices(args)
+    except DAFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     main()
 
 

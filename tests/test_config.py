@@ -5,21 +5,17 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from daf_hydra.compose import compose_config, load_mission
+from daf_hydra.compose import compose_config, group_options, load_mission
 from daf_hydra.errors import DAFError
-from daf_hydra.missions import CONF_DIR, build_env, catalog_names
+from daf_hydra.missions import build_env, catalog_names
 
 GROUPS = ["policy", "mission", "evaluation", "pipeline"]
 
 
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_of_every_group_composes(group, tmp_path):
-    assert options(group), f"conf/{group}/ is empty"
-    for option in options(group):
+    assert group_options(group), f"conf/{group}/ is empty"
+    for option in group_options(group):
         cfg = compose_config([f"{group}={option}"], output_dir=tmp_path)
         assert OmegaConf.select(cfg, group) is not None
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)

@@ -18,9 +18,17 @@ from typing import Any
 from daf_hydra.errors import DAFError
 
 POLICY_SPEC_FILENAME = "policy_spec.json"
-# Our own policies, by short name; each module also registers its short names with mettagrid on import.
+# Short names resolved without mettagrid's discovery, which imports every policy module of mettagrid and cogames
+# (about 1.5 s): our own policies and mettagrid's common ones.
 OWN_POLICIES = {
     "baseline": "daf_hydra.policies.baseline.BaselinePolicy",
+}
+BUILTIN_POLICIES = {
+    **OWN_POLICIES,
+    "random": "mettagrid.policy.random_agent.RandomMultiAgentPolicy",
+    "noop": "mettagrid.policy.noop.NoopPolicy",
+    "lstm": "mettagrid.policy.lstm.LSTMPolicy",
+    "stateless": "mettagrid.policy.stateless.StatelessPolicy",
 }
 
 
@@ -61,8 +69,8 @@ def resolve(class_path: str, data_path: str | None = None, kwargs: dict[str, Any
 
 
 def _full_class_path(name: str) -> str:
-    if name in OWN_POLICIES:
-        return OWN_POLICIES[name]
+    if name in BUILTIN_POLICIES:
+        return BUILTIN_POLICIES[name]
     if "." in name:
         return name
     from mettagrid.policy.loader import resolve_policy_class_path
