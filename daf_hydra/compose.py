@@ -65,6 +65,17 @@ def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None 
         raise DAFError(_one_line(str(exc))) from None
 
 
+def api_output_dir(output_dir: str | Path | None) -> Path:
+    """Where a Python API call records its run: `output_dir`, or a new outputs/<date>/<time>-<id> below the
+    working directory, as a CLI run gets from Hydra."""
+    if output_dir is not None:
+        return Path(output_dir)
+    import time
+    import uuid
+
+    return Path("outputs") / time.strftime("%Y-%m-%d") / f"{time.strftime('%H-%M-%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def load_mission(name: str) -> DictConfig:
     """A mission config by catalog name or `cogames:<game>.<mission>`."""
     if not name.startswith(COGAMES_PREFIX) and name not in catalog_names():

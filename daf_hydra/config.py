@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import II, MISSING
 
 from daf_hydra.errors import DAFError
 
@@ -72,10 +72,102 @@ class EvaluationConfig:
 
 
 @dataclass
+class StatisticsConfig:
+    """How comparisons state their uncertainty (Agarwal et al. 2021). Every field is used by `pipeline=compare`,
+    `pipeline=analyze`, `python -m daf_hydra.report` and the multirun report, and recorded in their outputs."""
+
+    bootstrap_reps: int = 50_000  # stratified-bootstrap resamples for IQM, median, mean, optimality gap
+    profile_bootstrap_reps: int = 2_000  # resamples for performance profiles and probability of improvement
+    bootstrap_seed: int = 0  # seeds every bootstrap, so a report's intervals are reproducible
+    confidence: float = 0.95  # interval coverage
+    significance_level: float = 0.05  # family-wise error rate of the Holm-corrected pairwise tests
+
+
+@dataclass
+class CompareConfig:
+    """`pipeline=compare`: every policy plays its own episodes on the same seeds (seed .. seed+n-1) of every
+    mission. A policy entry is a conf/policy name (`lstm`), a registered short name or class path, a bundle
+    directory, or `name:checkpoint` (the policy `name` with `data_path=checkpoint`)."""
+
+    policies: List[str] = field(default_factory=lambda: ["baseline", "random"])
+    missions: List[str] = field(default_factory=lambda: ["training_facility_1"])
+    episodes_per_mission: int = 20
+    parallel: bool = False  # one process per policy x mission
+    workers: Optional[int] = None  # processes when parallel (None: one per CPU core)
+
+
+@dataclass
+class AnalyzeConfig:
+    """`pipeline=analyze`: how failed episodes are sorted into failure modes (thresholds on recorded stats)."""
+
+    stuck_fraction: float = 0.5  # an agent is stuck when it went this fraction of the episode without moving
+    action_failure_fraction: float = 0.5  # an agent fails at acting when this fraction of its actions failed
+    example_seeds: int = 5  # seeds listed per failure mode, to replay them
+
+
+@dataclass
+class TrainingConfig:
+    """`pipeline=train`: PPO with PufferLib's PuffeRL, every setting it reads, plus what daf_hydra's loop adds.
+
+    Steps count agent steps. One update collects `num_envs x agents x bptt_horizon` steps (the batch), then runs
+    `update_epochs` passes over it in minibatches of `minibatch_size`; `total_steps` is rounded up to whole
+    updates. Missions trained together are rotated per episode and must share the agent count, the actions and
+    the observation shape (they may name their objects differently: the network then sees different ids).
+    """
+
+    missions: Optional[List[str]] = None  # trained on, rotated per episode; None: the run's `mission`
+    eval_missions: Optional[List[str]] = None  # evaluated after training; None: the training missions
+    objective: str = "mean_reward"  # evaluation summary key returned to Hydra, averaged over eval_missions
+    total_steps: int = 50_000  # agent steps: a quick first training (real runs set more)
+    num_envs: int = 32  # environments stepped together (Serial backend: one process)
+    bptt_horizon: int = 16  # steps per segment: the LSTM's unroll length and the advantage horizon
+    minibatch_size: int = 512  # agent steps per gradient step: a multiple of bptt_horizon dividing the batch
+    max_minibatch_size: int = 32768  # larger minibatches accumulate gradients in chunks of this size
+    update_epochs: int = 4  # passes over each batch
+    learning_rate: float = II("lr")
+    anneal_lr: bool = True  # cosine decay to 0 over total_steps
+    optimizer: str = "adam"  # adam | muon (muon needs the heavyball package)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    vf_coef: float = 0.5
+    vf_clip_coef: float = 0.2
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    vtrace_rho_clip: float = 1.0
+    vtrace_c_clip: float = 1.0
+    prio_alpha: float = 0.0  # prioritised segment sampling (0: uniform)
+    prio_beta0: float = 1.0
+    precision: str = "float32"  # float32 | bfloat16
+    torch_deterministic: bool = True
+    cpu_offload: bool = False  # keep observations in host memory (cuda)
+    compile: bool = False  # torch.compile the network
+    compile_mode: str = "default"
+    compile_fullgraph: bool = False
+    torch_threads: int = 1  # intra-op threads: 1 is fastest for these small networks (measured: 2 halves SPS)
+    checkpoint_interval: int = 50  # updates between checkpoints; one more is written at the end
+    resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
+    seed: int = II("seed")
+    device: str = II("device")
+
+
+@dataclass
 class PipelineConfig:
     """Which pipeline `run` executes; later pipelines add their own fields to their YAML."""
 
     name: str = "evaluate"
+
+
+@dataclass
+class ObjectiveConfig:
+    """What a run returns to Hydra's sweeper: one key of its metrics.json (or a list, for multi-objective
+    studies such as [mean_reward, duration_s]) and the direction of each."""
+
+    metric: Any = "mean_reward"  # str | list[str]
+    direction: Any = "maximize"  # maximize | minimize, or one per metric
 
 
 @dataclass
@@ -86,8 +178,15 @@ class DAFRunConfig:
     policy: PolicyConfig = MISSING
     mission: MissionConfig = MISSING
     evaluation: EvaluationConfig = MISSING
+    training: TrainingConfig = MISSING
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    sweep_name: str = "sweep"  # the Optuna study of a sweep (hydra/sweeper=tpe|random|grid|gp)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
+    lr: float = MISSING  # shorthand for training.learning_rate (set in conf/config.yaml)
     output_dir: str = "${hydra:runtime.output_dir}"
 
 
@@ -102,9 +201,140 @@ def validate_evaluation(cfg: Any) -> None:
         raise DAFError(f"evaluation.num_envs={cfg.num_envs} is invalid: it must be a whole number >= 1")
 
 
+def validate_statistics(cfg: Any) -> None:
+    """Reject settings that would make intervals or tests meaningless, before any episode runs."""
+    for key in ("bootstrap_reps", "profile_bootstrap_reps"):
+        if getattr(cfg, key) < 1:
+            raise DAFError(f"statistics.{key}={getattr(cfg, key)} is invalid: it must be a whole number >= 1")
+    for key in ("confidence", "significance_level"):
+        if not 0.0 < getattr(cfg, key) < 1.0:
+            raise DAFError(f"statistics.{key}={getattr(cfg, key)} is invalid: it must lie strictly between 0 and 1")
+
+
+def validate_compare(cfg: Any) -> None:
+    if not cfg.policies:
+        raise DAFError("compare.policies is empty: list at least one policy, e.g. compare.policies=[baseline,random]")
+    if not cfg.missions:
+        raise DAFError(
+            "compare.missions is empty: list at least one mission, e.g. compare.missions=[training_facility_1]")
+    if cfg.episodes_per_mission < 1:
+        raise DAFError(f"compare.episodes_per_mission={cfg.episodes_per_mission} is invalid: it must be >= 1")
+    if cfg.workers is not None and cfg.workers < 1:
+        raise DAFError(f"compare.workers={cfg.workers} is invalid: it must be >= 1 or null (one per CPU core)")
+
+
+def validate_analyze(cfg: Any) -> None:
+    for key in ("stuck_fraction", "action_failure_fraction"):
+        if not 0.0 < getattr(cfg, key) <= 1.0:
+            raise DAFError(f"analyze.{key}={getattr(cfg, key)} is invalid: it must lie in (0, 1]")
+    if cfg.example_seeds < 0:
+        raise DAFError(f"analyze.example_seeds={cfg.example_seeds} is invalid: it must be >= 0")
+
+
 def validate_device(device: str) -> None:
     if device not in DEVICES:
         raise DAFError(f"device={device!r} is invalid: valid devices are {', '.join(DEVICES)}")
+
+
+OPTIMIZERS = ("adam", "muon")
+PRECISIONS = ("float32", "bfloat16")
+# Numeric keys of an evaluation summary (records.summarize_episodes) that training.objective may name.
+OBJECTIVES = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate")
+
+
+def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise DAFError(f"training.{key}={value!r} is invalid: {valid}")
+
+
+def validate_training(t: Any, num_agents: int) -> None:
+    """Reject PPO settings PuffeRL would crash on or silently misuse, before any environment is built.
+
+    `num_agents`: agents per environment of the training missions (the batch is num_envs x agents x bptt)."""
+    import math
+    from importlib.util import find_spec
+
+    for key in ("total_steps", "num_envs", "bptt_horizon", "update_epochs", "checkpoint_interval", "torch_threads",
+                "max_minibatch_size"):
+        _check(getattr(t, key) >= 1, key, getattr(t, key), "it must be a whole number >= 1")
+    batch = t.num_envs * num_agents * t.bptt_horizon
+    _check(
+        t.minibatch_size >= 1 and t.minibatch_size % t.bptt_horizon == 0 and batch % t.minibatch_size == 0,
+        "minibatch_size", t.minibatch_size,
+        f"it must be a multiple of training.bptt_horizon={t.bptt_horizon} that divides the batch of {batch} agent "
+        f"steps (num_envs={t.num_envs} x {num_agents} agents x bptt_horizon={t.bptt_horizon}), e.g. "
+        + ", ".join(str(m) for m in _minibatch_examples(batch, t.bptt_horizon)),
+    )
+    if t.minibatch_size > t.max_minibatch_size:
+        _check(t.minibatch_size % t.max_minibatch_size == 0 and t.max_minibatch_size % t.bptt_horizon == 0,
+               "max_minibatch_size", t.max_minibatch_size,
+               f"it must divide training.minibatch_size={t.minibatch_size} and be a multiple of bptt_horizon")
+    _check(math.isfinite(t.learning_rate) and t.learning_rate > 0, "learning_rate", t.learning_rate,
+           "it must be > 0 (set it with the top-level shorthand, e.g. lr=0.0003)")
+    _check(0 < t.gamma <= 1, "gamma", t.gamma, "it must lie in (0, 1]")
+    _check(0 <= t.gae_lambda <= 1, "gae_lambda", t.gae_lambda, "it must lie in [0, 1]")
+    for key in ("clip_coef", "vf_clip_coef", "max_grad_norm", "adam_eps", "vtrace_rho_clip", "vtrace_c_clip"):
+        _check(getattr(t, key) > 0, key, getattr(t, key), "it must be > 0")
+    for key in ("vf_coef", "ent_coef", "prio_alpha"):
+        _check(getattr(t, key) >= 0, key, getattr(t, key), "it must be >= 0")
+    for key in ("adam_beta1", "adam_beta2"):
+        _check(0 <= getattr(t, key) < 1, key, getattr(t, key), "it must lie in [0, 1)")
+    _check(0 <= t.prio_beta0 <= 1, "prio_beta0", t.prio_beta0, "it must lie in [0, 1]")
+    _check(t.optimizer in OPTIMIZERS, "optimizer", t.optimizer, f"valid optimizers are {', '.join(OPTIMIZERS)}")
+    _check(t.optimizer != "muon" or find_spec("heavyball") is not None, "optimizer", t.optimizer,
+           "muon needs the heavyball package (pip install heavyball), or use optimizer=adam")
+    _check(t.precision in PRECISIONS, "precision", t.precision, f"valid precisions are {', '.join(PRECISIONS)}")
+    _check(t.objective in OBJECTIVES, "objective", t.objective, f"valid objectives are {', '.join(OBJECTIVES)}")
+    for key in ("missions", "eval_missions"):
+        _check(getattr(t, key) is None or len(getattr(t, key)) > 0, key, getattr(t, key),
+               "list at least one mission, or null for the default")
+    validate_device(t.device)
+
+
+def _minibatch_examples(batch: int, bptt: int) -> list[int]:
+    sizes = [m for m in range(bptt, batch + 1, bptt) if batch % m == 0]
+    return sizes[-3:] if sizes else [bptt]
+
+
+@dataclass
+class DAFTrainingConfig:
+    """The Python API's training config (`daf_run_training_pipeline(config=...)`): plain fields, no Hydra.
+
+    The API turns it into the same overrides a CLI user would type, so a run from Python and a run from the
+    command line with the same values are the same run. `overrides` reaches every other setting
+    (e.g. `["training.update_epochs=2", "policy.kwargs.hidden_size=128"]`).
+    """
+
+    policy_class_path: str = "daf_lstm"  # a conf/policy name, a registered short name, a class path or a bundle
+    missions: List[str] = field(default_factory=lambda: ["training_facility_1"])  # rotated per episode
+    num_training_steps: Optional[int] = None  # agent steps; None: conf/training/default.yaml's total_steps
+    eval_missions: Optional[List[str]] = None  # None: the training missions
+    eval_episodes: Optional[int] = None  # per evaluation mission; None: conf/evaluation/default.yaml's episodes
+    policy_data_path: Optional[str] = None  # initial weights (fine-tuning)
+    learning_rate: Optional[float] = None  # None: conf/config.yaml's lr
+    seed: int = 0
+    device: str = "auto"
+    output_dir: Optional[str] = None  # None: outputs/<date>/<time>-<id>
+    resume: bool = False  # continue from output_dir's last checkpoint
+    overrides: List[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Reject values no run could use, with the field and what is valid (DAFError), before any work."""
+        if not self.policy_class_path:
+            raise DAFError("policy_class_path is empty: give a policy name (daf_lstm, lstm, ...), a class path or a bundle")
+        if not self.missions:
+            raise DAFError("missions is empty: list at least one mission, e.g. ['training_facility_1']")
+        if self.eval_missions is not None and not self.eval_missions:
+            raise DAFError("eval_missions is empty: list at least one mission, or None for the training missions")
+        if self.num_training_steps is not None and self.num_training_steps < 1:
+            raise DAFError(f"num_training_steps={self.num_training_steps} is invalid: it must be >= 1")
+        if self.eval_episodes is not None and self.eval_episodes < 1:
+            raise DAFError(f"eval_episodes={self.eval_episodes} is invalid: it must be >= 1")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise DAFError(f"learning_rate={self.learning_rate} is invalid: it must be > 0")
+        if self.resume and self.output_dir is None:
+            raise DAFError("resume=True needs output_dir: the run directory whose last checkpoint to continue from")
+        validate_device(self.device)
 
 
 _registered = False
@@ -116,9 +346,13 @@ def register_configs() -> None:
     if _registered:
         return
     _registered = True
+    from daf_hydra.sweeps import register_resolvers
+
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="daf_run_schema", node=DAFRunConfig)
     cs.store(group="policy", name="policy_schema", node=PolicyConfig)
     cs.store(group="mission", name="mission_schema", node=MissionConfig)
     cs.store(group="evaluation", name="evaluation_schema", node=EvaluationConfig)
     cs.store(group="pipeline", name="pipeline_schema", node=PipelineConfig)
+    cs.store(group="training", name="training_schema", node=TrainingConfig)

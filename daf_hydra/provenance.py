@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -64,6 +65,14 @@ def code_version() -> dict[str, Any]:
         return {"git_commit": None, "git_dirty": None, "package_version": package_versions().get("daf_hydra")}
 
 
+def slurm_job_id() -> str | None:
+    """The id `squeue`, `sacct` and `scancel` know the job by: `<array>_<task>` for a job array's task."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def collect(cfg: dict[str, Any], seed: int, device: str, run_id: str, kind: str) -> dict[str, Any]:
     """The provenance block of run.json."""
     return {
@@ -78,5 +87,6 @@ def collect(cfg: dict[str, Any], seed: int, device: str, run_id: str, kind: str)
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "slurm_job_id": slurm_job_id(),
         "argv": sys.argv,
     }

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -81,6 +81,22 @@ class RunRecorder:
     def curve(self, record: dict[str, Any]) -> None:
         self._append(CURVE_FILE, record)
 
+    def truncate(self, name: str, keep: Callable[[dict[str, Any]], bool]) -> int:
+        """Keep only the lines of a JSON-lines record (`CURVE_FILE`, `EPISODES_FILE`) that `keep` accepts, rewritten
+        atomically; returns how many were dropped. A resumed run drops what its checkpoint does not contain."""
+        f = self._files.pop(name, None)
+        if f is not None:
+            f.close()
+        path = self.run_dir / name
+        records = read_jsonl(path)
+        kept = [r for r in records if keep(r)]
+        if path.is_file():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w") as out:
+                out.writelines(json.dumps(r) + "\n" for r in kept)
+            os.replace(tmp, path)
+        return len(records) - len(kept)
+
     def complete(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return self._finish(STATUS_COMPLETED, metrics, None)
 
@@ -105,6 +121,23 @@ class RunRecorder:
         }
         write_json_atomic(self.run_dir / METRICS_FILE, _clean(doc))
         return doc
+
+
+def record_outside_failure(run_dir: str | Path, error: str) -> None:
+    """Record a run that was ended from outside (scancel, out of memory, time limit) and so could not write its
+    own metrics.json; a job that never started gets a run.json saying so. Never overwrites a finished record."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / METRICS_FILE).exists():
+        return
+    if not (run_dir / RUN_FILE).exists():
+        write_json_atomic(run_dir / RUN_FILE, {"schema_version": SCHEMA_VERSION, "run_id": None, "kind": "unknown",
+                                               "started_at": None, "note": "the job ended before it started"})
+    provenance = json.loads((run_dir / RUN_FILE).read_text())
+    write_json_atomic(run_dir / METRICS_FILE, {
+        "schema_version": SCHEMA_VERSION, "status": STATUS_FAILED, "error": error,
+        "run_id": provenance.get("run_id"), "started_at": provenance.get("started_at"), "ended_at": time.time(),
+    })
 
 
 @dataclass
@@ -161,6 +194,45 @@ def find_runs(root: str | Path) -> Iterable[Path]:
     root = Path(root)
     for path in sorted(root.rglob(RUN_FILE)):
         yield path.parent
+
+
+RECORD_FILES = (RUN_FILE, METRICS_FILE, EPISODES_FILE, CURVE_FILE)
+
+
+def scan_runs(root: str | Path) -> Iterable[tuple[str, str]]:
+    """Every run directory below root, as (path relative to root in POSIX form, "." for root itself; signature of
+    its record files: name, mtime_ns and size of each).
+
+    A run's records change only by appending to its JSON-lines files or by replacing run.json / metrics.json, and
+    either changes the signature, so an index keyed by it re-reads exactly the runs that changed. One directory
+    listing plus one stat per record file, on plain strings (pathlib objects would triple the cost on a
+    10,000-run tree). Hidden directories (Hydra's `.hydra`, indexes) are skipped, symbolic links to directories
+    are not followed (no cycles; aggregate the link's target itself); directories come sorted.
+    """
+    top = os.fspath(root)
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(top, rel) if rel else top) as listing:
+                names = {e.name: e for e in listing}
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed while scanning
+        if RUN_FILE in names:
+            parts = []
+            for name in RECORD_FILES:
+                entry = names.get(name)
+                if entry is None:
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+            yield rel or ".", "|".join(parts)
+        prefix = f"{rel}/" if rel else ""
+        subdirs = sorted(n for n, e in names.items() if not n.startswith(".") and e.is_dir(follow_symlinks=False))
+        stack.extend(prefix + n for n in reversed(subdirs))
 
 
 def summarize_episodes(episodes: list[dict[str, Any]]) -> dict[str, Any]:

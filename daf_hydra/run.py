@@ -23,7 +23,11 @@ from daf_hydra.errors import DAFError
 from daf_hydra.missions import CONF_DIR
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="config")
+# Config-selected targets Hydra may instantiate: our callbacks and launcher, Optuna's samplers.
+EXECUTION_WHITELIST = ["daf_hydra.*", "optuna.*"]
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> Any:
     from daf_hydra.orchestrators import run_pipeline
 
@@ -36,8 +40,25 @@ def main(cfg: DictConfig) -> Any:
         raise
 
 
+# `hydra/sweeper=optuna` (the plugin's own name) means our TPE preset: the plugin's bare defaults would minimise
+# into an in-memory study, against daf_hydra's objective direction and its persistent studies.
+SWEEPER_ALIASES = {"hydra/sweeper=optuna": "hydra/sweeper=tpe"}
+
+
+SEARCH_SPACE_PREFIX = "hydra.sweeper.params."
+
+
+def _normalise(arg: str) -> str:
+    """`hydra.sweeper.params.lr=tag(log, interval(...))` on the command line is the Optuna sweeper's own
+    `lr=tag(log, interval(...))` (Hydra refuses sweep expressions on its own keys); `hydra/sweeper=optuna`
+    is our TPE preset."""
+    arg = SWEEPER_ALIASES.get(arg, arg)
+    return arg[len(SEARCH_SPACE_PREFIX):] if arg.startswith(SEARCH_SPACE_PREFIX) else arg
+
+
 def cli() -> None:
-    args = sys.argv[1:]
+    args = [_normalise(a) for a in sys.argv[1:]]
+    sys.argv[1:] = args
     prepare_config_store(args)
     try:
         check_group_choices(args)

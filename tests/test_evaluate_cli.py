@@ -10,7 +10,7 @@ import torch
 from conftest import read_json
 from daf_hydra.records import read_run
 
-FAST = ["mission=training_facility_1", "mission.max_steps=60", "evaluation.episodes=4", "evaluation.num_envs=2"]
+FAST = ["pipeline=evaluate", "mission=training_facility_1", "mission.max_steps=60", "evaluation.episodes=4", "evaluation.num_envs=2"]
 
 
 def test_evaluate_writes_the_documented_records(cli, tmp_path):
@@ -53,7 +53,8 @@ def test_same_config_and_seed_give_identical_numbers_in_another_process(cli, tmp
 
 def test_multirun_writes_one_run_per_job_and_a_failed_job_does_not_stop_the_others(cli, tmp_path):
     sweep = tmp_path / "sweep"
-    r = cli("-m", "policy=random,baseline", "mission=training_facility_1,assembler_2", "mission.max_steps=40",
+    r = cli("-m", "pipeline=evaluate", "policy=random,baseline", "mission=training_facility_1,assembler_2",
+            "mission.max_steps=40",
             "evaluation.episodes=2", f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr
     metrics = [read_json(p) for p in sorted(sweep.glob("*/metrics.json"))]
@@ -61,7 +62,7 @@ def test_multirun_writes_one_run_per_job_and_a_failed_job_does_not_stop_the_othe
         (p, m) for p in ("random", "baseline") for m in ("training_facility_1", "assembler_2"))
 
     failing = tmp_path / "failing"
-    r = cli("-m", "evaluation.episodes=0,2", "mission.max_steps=40", f"hydra.sweep.dir={failing}")
+    r = cli("-m", "pipeline=evaluate", "evaluation.episodes=0,2", "mission.max_steps=40", f"hydra.sweep.dir={failing}")
     assert r.returncode != 0
     by_job = {p.parent.name: read_json(p) for p in failing.glob("*/metrics.json")}
     assert by_job["0"]["status"] == "failed" and "evaluation.episodes=0" in by_job["0"]["error"]
@@ -94,7 +95,7 @@ def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(cli, tmp_path):
 
 def test_hydra_rejects_unknown_keys_and_wrong_types_without_a_traceback(cli, tmp_path):
     for override, expected in {"evaluation.nope=1": "nope", "evaluation.episodes=abc": "abc"}.items():
-        r = cli(override, f"hydra.run.dir={tmp_path / 'bad'}")
+        r = cli("pipeline=evaluate", override, f"hydra.run.dir={tmp_path / 'bad'}")
         assert r.returncode != 0 and expected in r.stderr and "Traceback" not in r.stderr
 
 

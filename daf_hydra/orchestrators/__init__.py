@@ -6,23 +6,53 @@ its run directory and returns the objective Hydra's sweepers optimise.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra.errors import DAFError
+from daf_hydra.records import METRICS_FILE
+from daf_hydra.orchestrators.analyze import run_analyze
 from daf_hydra.orchestrators.check import run_check
+from daf_hydra.orchestrators.compare import run_compare
 from daf_hydra.orchestrators.evaluate import run_evaluate
+from daf_hydra.orchestrators.train import run_train
+from daf_hydra.orchestrators.training import daf_run_training_pipeline
 
 PIPELINES: dict[str, Callable[[DictConfig, Path], Any]] = {
     "evaluate": run_evaluate,
     "check": run_check,
+    "compare": run_compare,
+    "analyze": run_analyze,
+    "train": run_train,
 }
 
 
 def run_pipeline(cfg: DictConfig) -> Any:
+    """Run the configured pipeline; return `objective.metric` of its metrics.json (a list when several)."""
     name = cfg.pipeline.name
     if name not in PIPELINES:
         raise DAFError(f"pipeline.name={name!r} is unknown: valid pipelines are {', '.join(sorted(PIPELINES))}")
-    return PIPELINES[name](cfg, Path(cfg.output_dir))
+    run_dir = Path(cfg.output_dir)
+    returned = PIPELINES[name](cfg, run_dir)
+    return objective_value(cfg.objective, run_dir, returned)
+
+
+def objective_value(objective: DictConfig, run_dir: Path, returned: Any) -> Any:
+    """The recorded metric(s) named by `objective.metric`; the pipeline's own return value for pipelines that
+    record no metrics.json (check)."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return returned
+    metrics = json.loads(path.read_text())
+    names = list(objective.metric) if OmegaConf.is_list(objective.metric) else [str(objective.metric)]
+    values = []
+    for metric in names:
+        value = metrics.get(metric)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            numeric = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+            raise DAFError(f"objective.metric={metric!r} is not a number in {path}: numeric metrics are {', '.join(numeric)}")
+        values.append(float(value))
+    return values[0] if len(values) == 1 else values

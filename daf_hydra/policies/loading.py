@@ -22,6 +22,8 @@ POLICY_SPEC_FILENAME = "policy_spec.json"
 # (about 1.5 s): our own policies and mettagrid's common ones.
 OWN_POLICIES = {
     "baseline": "daf_hydra.policies.baseline.BaselinePolicy",
+    "daf_lstm": "daf_hydra.policies.networks.TokenLSTMPolicy",
+    "daf_mlp": "daf_hydra.policies.networks.TokenMLPPolicy",
 }
 BUILTIN_POLICIES = {
     **OWN_POLICIES,
@@ -57,14 +59,17 @@ def read_bundle(bundle: Path) -> ResolvedPolicy:
 
 
 def resolve(class_path: str, data_path: str | None = None, kwargs: dict[str, Any] | None = None) -> ResolvedPolicy:
-    """Resolve short names and bundles to an importable class path and a weights file."""
+    """Resolve short names and bundles to an importable class path and a weights file.
+
+    A bundle's `init_kwargs` win over `kwargs`: they describe the network its weights fit (a policy group's
+    default `hidden_size` must not break loading a checkpoint trained with another)."""
     kwargs = dict(kwargs or {})
     if Path(class_path).is_dir():
         bundle = read_bundle(Path(class_path))
-        return ResolvedPolicy(bundle.class_path, data_path or bundle.data_path, {**bundle.kwargs, **kwargs})
+        return ResolvedPolicy(bundle.class_path, data_path or bundle.data_path, {**kwargs, **bundle.kwargs})
     if data_path and Path(data_path).is_dir():
         bundle = read_bundle(Path(data_path))
-        return ResolvedPolicy(_full_class_path(class_path), bundle.data_path, {**bundle.kwargs, **kwargs})
+        return ResolvedPolicy(_full_class_path(class_path), bundle.data_path, {**kwargs, **bundle.kwargs})
     return ResolvedPolicy(_full_class_path(class_path), data_path, kwargs)
 
 

@@ -1,0 +1,149 @@
+"""Training throughput: daf_hydra's trainer against `cogames.train.train` on the same work.
+
+    .venv/bin/python bench/train_throughput.py [--mission training_facility_1] [--policy lstm] [--num-envs 32]
+                                               [--steps 300000] [--minibatch 4096] [--repeats 1]
+
+Both train the same policy on the same mission with the same number of environments, the same batch
+(num_envs x agents x 64 steps: cogames' bptt for recurrent policies, 1 for others), the same minibatch and one
+epoch per update (cogames hard-codes it), on the CPU, each in a fresh process, one after the other. Timed: the
+training call itself (environments, policy, every update, the final checkpoint), steps read from what was
+trained. cogames runs twice: as it ships (torch's default thread count, its rich dashboard to a discarded
+stdout) and with one torch thread like daf_hydra's default (`training.torch_threads=1`). The ratio that counts
+is against the faster of the two. Target: ratio >= 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_RATIO = 1.0
+
+
+def _bptt(policy: str) -> int:
+    """cogames' rule: 64 for recurrent policies, 1 otherwise (read from the policy itself)."""
+    from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+
+    from daf_hydra.compose import load_mission
+    from daf_hydra.missions import build_env
+    from daf_hydra.policies import loading
+
+    pei = PolicyEnvInterface.from_mg_cfg(build_env(load_mission("training_facility_1")))
+    policy_obj = loading.instantiate(loading.resolve(policy), pei, "cpu")
+    return 64 if policy_obj.is_recurrent() else 1
+
+
+def run_cogames(args: argparse.Namespace, out: Path) -> dict:
+    import torch
+    from cogames.train import train
+
+    from daf_hydra.compose import load_mission
+    from daf_hydra.missions import build_env
+    from daf_hydra.policies import loading
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    env_cfg = build_env(load_mission(args.mission))
+    class_path = loading.resolve(args.policy).class_path
+    t0 = time.perf_counter()
+    train(env_cfg=env_cfg, policy_class_path=class_path, device=torch.device("cpu"), initial_weights_path=None,
+          num_steps=args.steps, checkpoints_path=out, seed=args.seed, minibatch_size=args.minibatch,
+          vector_num_envs=args.num_envs, checkpoint_interval=10**9)
+    wall = time.perf_counter() - t0
+    state = torch.load(next(out.rglob("trainer_state.pt")), weights_only=True)
+    return {"agent_steps": int(state["global_step"]), "wall_s": wall, "threads": torch.get_num_threads()}
+
+
+def run_daf(args: argparse.Namespace, out: Path) -> dict:
+    import torch
+
+    from daf_hydra.compose import compose_config
+    from daf_hydra.orchestrators.evaluate import start_run
+    from daf_hydra.orchestrators.train import missions_of
+    from daf_hydra.training import train
+
+    bptt = _bptt(args.policy)
+    cfg = compose_config([
+        f"policy={args.policy}", f"mission={args.mission}", f"training.num_envs={args.num_envs}",
+        f"training.bptt_horizon={bptt}", f"training.minibatch_size={args.minibatch}", "training.update_epochs=1",
+        f"training.total_steps={args.steps}", f"seed={args.seed}", "device=cpu", "training.checkpoint_interval=1000000",
+    ], output_dir=out)
+    recorder, _ = start_run(cfg, out, "train")
+    missions, _ = missions_of(cfg)
+    t0 = time.perf_counter()
+    result = train(cfg, missions, out, recorder)
+    wall = time.perf_counter() - t0
+    return {"agent_steps": result.agent_steps, "wall_s": wall, "threads": int(cfg.training.torch_threads)}
+
+
+def _worker(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        if args.worker == "daf":
+            result = run_daf(args, out)
+        else:
+            stdout = sys.stdout
+            sys.stdout = open(os.devnull, "w")  # cogames' dashboard and messages: rendered, then discarded
+            try:
+                result = run_cogames(args, out)
+            finally:
+                sys.stdout.close()
+                sys.stdout = stdout
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _spawn(args: argparse.Namespace, worker: str, threads: int = 0) -> dict:
+    cmd = [sys.executable, __file__, "--worker", worker, "--mission", args.mission, "--policy", args.policy,
+           "--num-envs", str(args.num_envs), "--steps", str(args.steps), "--minibatch", str(args.minibatch),
+           "--seed", str(args.seed), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{worker} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["sps"] = result["agent_steps"] / result["wall_s"]
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mission", default="training_facility_1")
+    ap.add_argument("--policy", default="lstm")
+    ap.add_argument("--num-envs", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=300_000)
+    ap.add_argument("--minibatch", type=int, default=4096)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per trainer; the best SPS of each counts")
+    ap.add_argument("--worker", choices=["daf", "cogames"], help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        _worker(args)
+        return
+    runs: dict[str, list[dict]] = {"daf_hydra": [], "cogames": [], "cogames (1 thread)": []}
+    for _ in range(args.repeats):
+        runs["daf_hydra"].append(_spawn(args, "daf"))
+        runs["cogames"].append(_spawn(args, "cogames"))
+        runs["cogames (1 thread)"].append(_spawn(args, "cogames", threads=1))
+    best = {name: max(rs, key=lambda r: r["sps"]) for name, rs in runs.items()}
+    print(f"{args.policy} on {args.mission}: {args.num_envs} envs, minibatch {args.minibatch}, "
+          f"~{args.steps:,} agent steps, best of {args.repeats}")
+    for name, r in best.items():
+        print(f"  {name:20s} {r['sps']:9,.0f} agent steps/s  ({r['agent_steps']:,} steps in {r['wall_s']:.1f} s, "
+              f"{r['threads']} torch thread(s))")
+    reference = max(best["cogames"]["sps"], best["cogames (1 thread)"]["sps"])
+    ratio = best["daf_hydra"]["sps"] / reference
+    print(f"ratio daf_hydra / best cogames = {ratio:.2f} (target >= {TARGET_RATIO})")
+    if ratio < TARGET_RATIO:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

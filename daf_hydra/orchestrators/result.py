@@ -1,0 +1,66 @@
+"""What a pipeline run from Python returns: which stages ran, which failed, what they produced."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUCCESS, PARTIAL, FAILED = "success", "partial", "failed"
+PIPELINE_FILE = "pipeline.json"
+
+
+@dataclass
+class PipelineResult:
+    """`status`: success (every stage completed), partial (some completed, some failed), failed (nothing useful).
+
+    `errors` are one-line messages, one per failed stage; `outputs` maps names to what the stages produced (paths,
+    result objects)."""
+
+    pipeline_name: str
+    status: str
+    stages_completed: list[str] = field(default_factory=list)
+    stages_failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    total_time_seconds: float = 0.0
+    timestamp: float = field(default_factory=time.time)
+
+    def is_success(self) -> bool:
+        return self.status == SUCCESS
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: outputs that are not JSON values (paths, result objects) are written as their `to_dict()`
+        when they have one, else as text."""
+        return {
+            "pipeline_name": self.pipeline_name,
+            "status": self.status,
+            "stages_completed": list(self.stages_completed),
+            "stages_failed": list(self.stages_failed),
+            "errors": list(self.errors),
+            "outputs": _json_value(self.outputs),
+            "total_time_seconds": self.total_time_seconds,
+            "timestamp": self.timestamp,
+        }
+
+    def write(self, run_dir: str | Path) -> Path:
+        """Write `pipeline.json` into the run directory (atomically, like every run record)."""
+        from daf_hydra.records import write_json_atomic
+
+        path = Path(run_dir) / PIPELINE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, self.to_dict())
+        return path
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return _json_value(value.to_dict())
+    return str(value)

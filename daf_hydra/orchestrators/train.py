@@ -1,0 +1,238 @@
+"""The train pipeline: environment check -> training -> checkpoint -> evaluation.
+
+    python -m daf_hydra.run pipeline=train policy=daf_lstm mission=training_facility_1 training.total_steps=1000000
+    python -m daf_hydra.run policy=lstm -m lr=1e-4,1e-3
+    python -m daf_hydra.run policy=daf_lstm training.resume=true hydra.run.dir=<the killed run's directory>
+
+A policy with nothing to train (baseline, random, noop: `policy.network()` is None) skips training and checkpoint
+and is only evaluated. Evaluation is the evaluate pipeline's own code (`evaluate_policy`, episodes.jsonl) on each
+of `training.eval_missions`, playing the final checkpoint bundle; the run returns `training.objective` (averaged
+over those missions) to Hydra. The run directory gets run.json, curve.jsonl, checkpoints/, episodes.jsonl,
+check.json, metrics.json (status, final checkpoint, evaluation) and pipeline.json (stages).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from omegaconf import DictConfig
+
+from daf_hydra.compose import load_mission
+from daf_hydra.config import OBJECTIVES, validate_evaluation, validate_training
+from daf_hydra.errors import DAFError
+from daf_hydra.missions import build_env
+from daf_hydra.orchestrators.evaluate import evaluate_policy, start_run
+from daf_hydra.orchestrators.result import FAILED, PARTIAL, SUCCESS, PipelineResult
+from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
+
+log = logging.getLogger(__name__)
+PIPELINE = "train"
+STAGES = ("environment_check", "training", "checkpoint", "evaluation")
+
+
+def run_train(cfg: DictConfig, run_dir: Path) -> float:
+    """`pipeline=train` from the CLI: run the pipeline, return its objective. Ctrl-C exits with status 130
+    once the checkpoint is written (raising would print a traceback, and end a multirun just the same)."""
+    from daf_hydra.training import TrainingInterrupted
+
+    try:
+        result = train_pipeline(cfg, run_dir)
+    except TrainingInterrupted as exc:
+        print(f"training {exc}\ncontinue with: training.resume=true hydra.run.dir={run_dir}", file=sys.stderr)
+        raise SystemExit(130) from None
+    return float(result.outputs["objective"])
+
+
+def missions_of(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
+    """(training missions, evaluation missions) as mission configs. The run's own `mission` keeps its command
+    line overrides (mission.max_steps=...); other names load from the catalog or an installed cogames game."""
+
+    def load(name: str) -> DictConfig:
+        return cfg.mission if name == cfg.mission.name else load_mission(name)
+
+    train_names = list(cfg.training.missions) if cfg.training.missions is not None else [cfg.mission.name]
+    eval_names = list(cfg.training.eval_missions) if cfg.training.eval_missions is not None else train_names
+    return [load(n) for n in train_names], [load(n) for n in eval_names]
+
+
+def validate_train_run(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
+    """Every check that needs no environment, so a mistake fails before any work (DAFError, one line).
+    Returns the training and evaluation missions."""
+    validate_evaluation(cfg.evaluation)
+    if cfg.training.missions is not None and not cfg.training.missions:
+        validate_training(cfg.training, 1)  # names the empty list
+    missions, evals = missions_of(cfg)
+    agents = {int(m.num_agents) for m in missions}
+    if len(agents) > 1:
+        raise DAFError(
+            f"training.missions={[m.name for m in missions]} mix agent counts {sorted(agents)}: missions trained "
+            "together share one set of environment buffers, so they need the same number of agents"
+        )
+    validate_training(cfg.training, agents.pop())
+    return missions, evals
+
+
+def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResult] = None) -> PipelineResult:
+    """The pipeline the CLI and the Python API both run. `result` is filled in as stages finish, so a caller
+    that passes one keeps it when this raises; the records are written either way (metrics.json,
+    pipeline.json) before an exception leaves."""
+    from daf_hydra.training import TrainingInterrupted, latest_checkpoint, train
+
+    begin = time.time()
+    result = result or PipelineResult(PIPELINE, FAILED)
+    result.timestamp = begin
+    result.outputs["run_dir"] = str(run_dir)
+    recorder, device = start_run(cfg, run_dir, PIPELINE)
+    metrics: dict[str, Any] = {"policy": cfg.policy.name}
+    try:
+        with _stage(result, "environment_check"):
+            missions, evals = validate_train_run(cfg)
+            trainable = _has_network(cfg, missions[0])
+            _check_environment(cfg, missions, evals, run_dir, trainable)
+            if trainable and not cfg.training.resume and latest_checkpoint(run_dir) is not None:
+                raise DAFError(f"{run_dir} already holds checkpoints: pass training.resume=true to continue that "
+                               "training, or choose another hydra.run.dir")
+        metrics["trained"] = trainable
+        checkpoint = None
+        if trainable:
+            recorder.truncate(EPISODES_FILE, lambda r: False)  # a resumed run evaluates afresh
+            with _stage(result, "training"):
+                trained = train(cfg, missions, run_dir, recorder)
+            checkpoint = trained.final_checkpoint
+            metrics.update(training=trained.to_dict(), final_checkpoint=str(checkpoint))
+            result.outputs.update(final_checkpoint=str(checkpoint), training=trained.to_dict())
+            with _stage(result, "checkpoint"):
+                _verify_checkpoint(checkpoint, trained.weights_digest, missions[0])
+        else:
+            reason = f"policy {cfg.policy.name!r} has nothing to train (policy.network() is None): evaluating only"
+            print(reason)
+            result.outputs["skipped"] = {"training": reason, "checkpoint": reason}
+        with _stage(result, "evaluation"):
+            evaluation = evaluate_missions(cfg, evals, checkpoint, device, recorder)
+            objective = _objective(evaluation, str(cfg.training.objective))
+    except BaseException as exc:
+        interrupted = isinstance(exc, TrainingInterrupted)
+        if interrupted:
+            metrics["final_checkpoint"] = str(exc.checkpoint)
+            result.outputs["final_checkpoint"] = str(exc.checkpoint)
+        result.status = PARTIAL if "checkpoint" in result.stages_completed else FAILED
+        result.total_time_seconds = time.time() - begin
+        recorder.fail(exc, metrics)
+        result.write(run_dir)
+        if not isinstance(exc, (DAFError, KeyboardInterrupt)):
+            log.error("train pipeline failed in %s", result.stages_failed[-1:] or "setup", exc_info=exc)
+        raise
+    metrics.update(_summary(cfg, evaluation), evaluation=evaluation, objective_name=str(cfg.training.objective),
+                   objective=objective)
+    result.outputs.update(evaluation=evaluation, objective=objective)
+    result.status = SUCCESS
+    result.total_time_seconds = time.time() - begin
+    recorder.complete(metrics)
+    result.write(run_dir)
+    _report(cfg, metrics, run_dir)
+    return result
+
+
+@contextmanager
+def _stage(result: PipelineResult, name: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        result.stages_failed.append(name)
+        result.errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        raise
+    result.stages_completed.append(name)
+
+
+def _has_network(cfg: DictConfig, mission: DictConfig) -> bool:
+    """Whether the policy has something to train: built once for the first training mission, on the CPU."""
+    from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+
+    from daf_hydra.policies import loading
+
+    pei = PolicyEnvInterface.from_mg_cfg(build_env(mission))
+    resolved = loading.resolve(cfg.policy.class_path, cfg.policy.data_path, dict(cfg.policy.kwargs))
+    return loading.instantiate(resolved, pei, "cpu").network() is not None
+
+
+def _check_environment(cfg: DictConfig, missions: list[DictConfig], evals: list[DictConfig], run_dir: Path,
+                       trainable: bool) -> None:
+    """The shared environment check (check.json); training also needs pufferlib's compiled extension."""
+    from daf_hydra.environment_checks import daf_check_environment
+
+    unique = list({m.name: m for m in [*missions, *evals]}.values())
+    check = daf_check_environment(missions=unique, policies=[cfg.policy.class_path], output_dir=run_dir,
+                                  device=str(cfg.training.device))
+    write_json_atomic(run_dir / "check.json", check.to_dict())
+    problems = list(check.errors)
+    if trainable:
+        problems += [f"{c.name}: {c.detail}" for c in check.checks if c.name.startswith("pufferlib") and not c.ok]
+    if problems:
+        raise DAFError(f"environment check failed: {'; '.join(problems)}")
+
+
+def _verify_checkpoint(bundle: Path, digest: str, mission: DictConfig) -> None:
+    """The final bundle must load through the same loader evaluation uses and hold exactly the trained weights."""
+    from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+
+    from daf_hydra.policies import loading
+    from daf_hydra.training import weights_digest
+
+    pei = PolicyEnvInterface.from_mg_cfg(build_env(mission))
+    policy = loading.instantiate(loading.resolve(str(bundle)), pei, "cpu")
+    loaded = weights_digest(policy.network())
+    if loaded != digest:
+        raise RuntimeError(f"checkpoint {bundle} holds weights {loaded}, not the trained weights {digest}")
+
+
+def evaluate_missions(cfg: DictConfig, missions: list[DictConfig], checkpoint: Optional[Path], device: str,
+                      recorder: RunRecorder) -> dict[str, dict[str, Any]]:
+    """The evaluate pipeline's `evaluate_policy` on each mission, playing `checkpoint` (None: the policy as
+    configured); one summary per mission name."""
+    out = {}
+    for mission in missions:
+        sub = copy.deepcopy(cfg)
+        sub.mission = mission
+        if checkpoint is not None:
+            sub.policy.data_path = str(checkpoint)
+        out[str(mission.name)] = evaluate_policy(sub, device, recorder)
+    return out
+
+
+def _objective(evaluation: dict[str, dict[str, Any]], key: str) -> float:
+    values = [s.get(key) for s in evaluation.values()]
+    if any(v is None for v in values):
+        raise DAFError(f"training.objective={key!r} is undefined for missions {list(evaluation)} (cogames missions "
+                       f"have no success threshold): use one of {', '.join(k for k in OBJECTIVES if k != key)}")
+    return float(sum(values) / len(values))
+
+
+def _summary(cfg: DictConfig, evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Top-level metrics shaped like the evaluate pipeline's, so every reader of runs reads train runs too: with
+    one evaluation mission, its summary; with several, `mission` names them all (a+b), each objective is
+    averaged over them and episodes are summed."""
+    if len(evaluation) == 1:
+        return dict(next(iter(evaluation.values())))
+    out: dict[str, Any] = {"policy": cfg.policy.name, "mission": "+".join(evaluation), "seed": int(cfg.seed),
+                           "episodes": sum(s["episodes"] for s in evaluation.values())}
+    for key in OBJECTIVES:
+        values = [s.get(key) for s in evaluation.values()]
+        out[key] = None if any(v is None for v in values) else float(sum(values) / len(values))
+    return out
+
+
+def _report(cfg: DictConfig, metrics: dict[str, Any], run_dir: Path) -> None:
+    training = metrics.get("training")
+    if training:
+        print(f"{cfg.policy.name}: trained {training['agent_steps']:,} agent steps, {training['updates']} updates "
+              f"({training['sps']:,.0f} SPS) -> {metrics['final_checkpoint']}")
+    for mission, s in metrics["evaluation"].items():
+        print(f"{cfg.policy.name} on {mission}: mean reward {s['mean_reward']:.2f} +- {s['stderr_reward']:.2f} "
+              f"(s.e.) over {s['episodes']} episodes")
+    print(f"objective {metrics['objective_name']} = {metrics['objective']:.4f} -> {run_dir}")

@@ -1,0 +1,110 @@
+"""The train pipeline from Python: the same config the CLI composes, the same pipeline function.
+
+    from daf_hydra.orchestrators import daf_run_training_pipeline
+    result = daf_run_training_pipeline(policy_class_path="daf_lstm", missions=["training_facility_1"],
+                                       num_training_steps=200_000, eval_missions=["training_facility_1"],
+                                       eval_episodes=10)
+    result.is_success(), result.outputs["final_checkpoint"], result.outputs["objective"]
+
+    daf_run_training_pipeline(config=DAFTrainingConfig(missions=["training_facility_2"], overrides=["lr=3e-4"]))
+
+A `DAFTrainingConfig` becomes the overrides a CLI user would type (`daf_hydra.compose.compose_config`), so both
+roads give the same run. Mistakes in the config raise DAFError before any work; a failure while running is
+reported in the returned PipelineResult (status failed or partial, errors), in metrics.json and pipeline.json.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from daf_hydra.compose import api_output_dir, compose_config
+from daf_hydra.config import DAFTrainingConfig
+from daf_hydra.errors import DAFError
+from daf_hydra.missions import CONF_DIR
+from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.orchestrators.train import PIPELINE, train_pipeline, validate_train_run
+
+log = logging.getLogger(__name__)
+
+
+def daf_run_training_pipeline(
+    config: Optional[DAFTrainingConfig] = None,
+    *,
+    policy_class_path: Optional[str] = None,
+    missions: Optional[Sequence[str]] = None,
+    num_training_steps: Optional[int] = None,
+    eval_missions: Optional[Sequence[str]] = None,
+    eval_episodes: Optional[int] = None,
+    policy_data_path: Optional[str] = None,
+    learning_rate: Optional[float] = None,
+    seed: Optional[int] = None,
+    device: Optional[str] = None,
+    output_dir: Optional[str | Path] = None,
+    resume: Optional[bool] = None,
+    overrides: Optional[Sequence[str]] = None,
+) -> PipelineResult:
+    """Train, checkpoint and evaluate; give either `config` or keyword arguments (the fields of DAFTrainingConfig,
+    defaults for those left out)."""
+    given = {k: v for k, v in dict(
+        policy_class_path=policy_class_path, missions=missions, num_training_steps=num_training_steps,
+        eval_missions=eval_missions, eval_episodes=eval_episodes, policy_data_path=policy_data_path,
+        learning_rate=learning_rate, seed=seed, device=device, output_dir=output_dir, resume=resume,
+        overrides=overrides,
+    ).items() if v is not None}
+    if config is not None and given:
+        raise DAFError(f"give either config= or keyword arguments, not both (got config and {', '.join(given)})")
+    if config is None:
+        for key in ("missions", "eval_missions", "overrides"):
+            if key in given:
+                given[key] = list(given[key])
+        if "output_dir" in given:
+            given["output_dir"] = str(given["output_dir"])
+        config = DAFTrainingConfig(**given)
+    config.validate()
+    run_dir = api_output_dir(config.output_dir).resolve()
+    cfg = compose_config(training_overrides(config), output_dir=run_dir)
+    validate_train_run(cfg)
+    result = PipelineResult(PIPELINE, FAILED)
+    try:
+        train_pipeline(cfg, Path(cfg.output_dir), result)
+    except Exception as exc:  # recorded in result.errors, metrics.json and pipeline.json: the API reports it
+        if not isinstance(exc, DAFError):
+            log.debug("training pipeline failed", exc_info=exc)
+    return result
+
+
+def training_overrides(c: DAFTrainingConfig) -> list[str]:
+    """The command line equivalent of a DAFTrainingConfig (pipeline=train plus its fields)."""
+    overrides = ["pipeline=train"]
+    if (CONF_DIR / "policy" / f"{c.policy_class_path}.yaml").is_file():
+        overrides.append(f"policy={c.policy_class_path}")
+    else:  # a registered short name, a class path or a bundle directory
+        label = Path(c.policy_class_path.rstrip("/")).name.rsplit(".", 1)[-1]
+        overrides += [f"policy.name={_quote(label)}", f"policy.class_path={_quote(c.policy_class_path)}",
+                      "policy.kwargs={}"]
+    if c.policy_data_path is not None:
+        overrides.append(f"policy.data_path={_quote(c.policy_data_path)}")
+    overrides += [
+        f"mission={c.missions[0]}",
+        f"training.missions=[{','.join(_quote(m) for m in c.missions)}]",
+        f"seed={c.seed}",
+        f"device={c.device}",
+    ]
+    if c.num_training_steps is not None:
+        overrides.append(f"training.total_steps={c.num_training_steps}")
+    if c.eval_episodes is not None:
+        overrides.append(f"evaluation.episodes={c.eval_episodes}")
+    if c.eval_missions is not None:
+        overrides.append(f"training.eval_missions=[{','.join(_quote(m) for m in c.eval_missions)}]")
+    if c.learning_rate is not None:
+        overrides.append(f"lr={c.learning_rate!r}")
+    if c.resume:
+        overrides.append("training.resume=true")
+    return [*overrides, *c.overrides]
+
+
+def _quote(value: Any) -> str:
+    """A Hydra override string literal (paths and cogames names hold characters the grammar reserves)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,432 @@
+"""Hyperparameter sweeps: Optuna studies run by Hydra's Optuna sweeper, and what a finished sweep leaves behind.
+
+A sweep is a Hydra multirun (`-m +sweep=lstm_lr`, or `-m hydra/sweeper=tpe hydra.sweeper.params.lr=...`): each
+trial is an ordinary daf_hydra run with its own run directory, and its objective is what the pipeline returns.
+Studies live in a SQLite file (`multirun/sweeps/optuna.db`, one study per sweep name) or any database URL, so
+re-running the same command resumes the study and several machines can share one.
+
+When the multirun ends, `SweepResultsCallback` writes into the sweep directory:
+  trials.csv          every trial of the study: number, state, objective(s), params, duration, run dir, error
+  best_config.yaml    the full composed config of the best trial (rerun it with --config-path/--config-name)
+  best_overrides.yaml the overrides of the best trial
+  sweep.json          study, storage, directions, best trial, its checkpoint
+  sweep_report.html   optimisation history, parameter importances, parallel coordinates, slices (offline)
+
+The Python API (`DAFSweepConfig`, `daf_launch_sweep`, `daf_sweep_best_config`) launches the same multirun.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from daf_hydra.errors import DAFError
+from daf_hydra.records import METRICS_FILE, write_json_atomic
+
+TRIALS_FILE = "trials.csv"
+BEST_CONFIG_FILE = "best_config.yaml"
+BEST_OVERRIDES_FILE = "best_overrides.yaml"
+SWEEP_FILE = "sweep.json"
+SWEEP_REPORT_FILE = "sweep_report.html"
+STRATEGY_SWEEPERS = {"bayesian": "tpe", "tpe": "tpe", "random": "random", "grid": "grid", "gp": "gp"}
+
+
+def sqlite_storage(path: str) -> str:
+    """OmegaConf resolver `${daf_sqlite:path}`: an absolute SQLite URL whose directory exists.
+
+    Optuna opens the storage before any job has created the outputs tree, and SQLite cannot create directories.
+    """
+    target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{target}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("daf_sqlite"):
+        OmegaConf.register_resolver("daf_sqlite", sqlite_storage)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a study back and matching trials to run directories
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    state: str
+    values: list[float] | None
+    params: dict[str, Any]
+    duration_s: float | None
+    run_dir: str | None = None
+    error: str | None = None
+    checkpoint: str | None = None
+
+
+def _job_dirs(search_root: Path, study_name: str) -> list[tuple[Path, dict[str, str]]]:
+    """Every job directory of a sweep of this study below `search_root` (each job's `.hydra/` names its study),
+    with the job's overrides as key -> value strings."""
+    jobs = []
+    for overrides_file in sorted(search_root.rglob(".hydra/overrides.yaml")):
+        hydra_dir = overrides_file.parent
+        if _study_of(hydra_dir) != study_name:
+            continue
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        pairs = dict(o.split("=", 1) for o in overrides if "=" in o)
+        jobs.append((hydra_dir.parent, {k.lstrip("+~"): v for k, v in pairs.items()}))
+    return jobs
+
+
+def _study_of(hydra_dir: Path) -> str | None:
+    """The study a job belonged to: `hydra.sweeper.study_name`, resolved against the job's own config."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.load(hydra_dir / "config.yaml"), OmegaConf.load(hydra_dir / "hydra.yaml"))
+        return OmegaConf.select(merged, "hydra.sweeper.study_name", default=None)
+    except Exception:  # a job dir of another kind of multirun, or a torn file: not one of this study's jobs
+        return None
+
+
+def _same_value(text: str, value: Any) -> bool:
+    if isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return math.isclose(float(text), float(value), rel_tol=1e-9, abs_tol=1e-12)
+        except ValueError:
+            return False
+    return str(value) == text
+
+
+def study_trials(study: Any, search_root: Path) -> list[TrialRecord]:
+    """All trials of a study, each matched to the job directory whose overrides hold its parameters (sweeps of
+    the same study below `search_root`: the one that just ended and those it resumed)."""
+    jobs = _job_dirs(search_root, study.study_name)
+    used: set[Path] = set()
+    records = []
+    for trial in study.trials:
+        record = TrialRecord(
+            number=trial.number,
+            state=trial.state.name,
+            values=list(trial.values) if trial.values is not None else None,
+            params=dict(trial.params),
+            duration_s=trial.duration.total_seconds() if trial.duration is not None else None,
+        )
+        for job_dir, overrides in jobs:
+            if job_dir in used or not trial.params:
+                continue
+            if all(k in overrides and _same_value(overrides[k], v) for k, v in trial.params.items()):
+                used.add(job_dir)
+                record.run_dir = str(job_dir)
+                metrics_path = job_dir / METRICS_FILE
+                if metrics_path.is_file():
+                    metrics = json.loads(metrics_path.read_text())
+                    record.error = metrics.get("error")
+                    record.checkpoint = metrics.get("final_checkpoint")
+                break
+        records.append(record)
+    return records
+
+
+def write_trials_csv(path: Path, trials: Sequence[TrialRecord], objective_names: Sequence[str]) -> None:
+    params = sorted({k for t in trials for k in t.params})
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "state", *objective_names, *params, "duration_s", "run_dir", "error"])
+        for t in trials:
+            values = t.values or [None] * len(objective_names)
+            writer.writerow([t.number, t.state, *values, *[t.params.get(p) for p in params], t.duration_s,
+                             t.run_dir, t.error])
+    os.replace(tmp, path)
+
+
+def _best_trials(study: Any) -> list[Any]:
+    """The best trial, or the Pareto front of a multi-objective study; empty when no trial completed."""
+    import optuna
+
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        return []
+    return [study.best_trial] if len(study.directions) == 1 else list(study.best_trials)
+
+
+def write_sweep_results(sweep_dir: Path, storage: str, study_name: str, objective_names: Sequence[str]) -> dict[str, Any]:
+    """Everything a finished sweep leaves in its directory (see the module docstring)."""
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    trials = study_trials(study, sweep_dir.parent)
+    write_trials_csv(sweep_dir / TRIALS_FILE, trials, objective_names)
+    best = _best_trials(study)
+    by_number = {t.number: t for t in trials}
+    summary: dict[str, Any] = {
+        "study_name": study_name,
+        "storage": storage,
+        "directions": [d.name.lower() for d in study.directions],
+        "objectives": list(objective_names),
+        "trials": len(trials),
+        "completed": sum(t.state == "COMPLETE" for t in trials),
+        "failed": sum(t.state == "FAIL" for t in trials),
+        "best": [vars(by_number[t.number]) for t in best],
+    }
+    if best and by_number[best[0].number].run_dir:
+        run_dir = Path(by_number[best[0].number].run_dir)
+        config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        (sweep_dir / BEST_CONFIG_FILE).write_text(
+            "# The composed config of the best trial. Rerun it:\n"
+            f"#   python -m daf_hydra.run --config-path {sweep_dir.resolve()} --config-name best_config\n"
+            "defaults:\n  - daf_run_schema\n  - _self_\n\n" + OmegaConf.to_yaml(config)
+        )
+        (sweep_dir / BEST_OVERRIDES_FILE).write_text((run_dir / ".hydra" / "overrides.yaml").read_text())
+    write_json_atomic(sweep_dir / SWEEP_FILE, summary)
+    write_sweep_report(sweep_dir / SWEEP_REPORT_FILE, study)
+    return summary
+
+
+def write_sweep_report(path: Path, study: Any) -> None:
+    """Optuna's own plotly figures in one offline HTML page (plotly.js inlined)."""
+    import html
+
+    import optuna.visualization as ov
+
+    completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+    sections = [f"<h1>Sweep {html.escape(study.study_name)}</h1>",
+                f"<p>{len(study.trials)} trials, {len(completed)} completed.</p>"]
+    figures = []
+    if completed:
+        targets = range(len(study.directions))
+        for i in targets:
+            target = (lambda t, i=i: t.values[i]) if len(study.directions) > 1 else None
+            name = f"objective {i}" if len(study.directions) > 1 else "objective"
+            figures.append(ov.plot_optimization_history(study, target=target, target_name=name))
+            if len({tuple(sorted(t.params.items())) for t in completed}) > 1 and completed[0].params:
+                figures.append(ov.plot_slice(study, target=target, target_name=name))
+                figures.append(ov.plot_parallel_coordinate(study, target=target, target_name=name))
+                if len(completed[0].params) > 1 or len(completed) > 2:
+                    try:
+                        figures.append(ov.plot_param_importances(study, target=target, target_name=name))
+                    except (RuntimeError, ValueError) as exc:  # too few distinct trials to estimate importances
+                        sections.append(f"<p>No parameter importances: {html.escape(str(exc))}</p>")
+    for k, fig in enumerate(figures):
+        sections.append(fig.to_html(full_html=False, include_plotlyjs="inline" if k == 0 else False))
+    page = "<!doctype html><html><head><meta charset='utf-8'><title>sweep</title></head><body>" + "".join(sections)
+    path.write_text(page + "</body></html>")
+
+
+class SweepResultsCallback(Callback):
+    """Hydra callback: after an Optuna multirun, write trials.csv, best_config.yaml and the sweep report."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweeper = config.hydra.sweeper
+        if "optuna" not in str(sweeper.get("_target_", "")).lower():
+            return
+        objective = config.get("objective")
+        names = list(objective.metric) if objective is not None and OmegaConf.is_list(objective.metric) else [
+            str(objective.metric) if objective is not None else "objective"]
+        summary = write_sweep_results(Path(config.hydra.sweep.dir), str(sweeper.storage), str(sweeper.study_name), names)
+        print(f"sweep {summary['study_name']}: {summary['completed']} completed, {summary['failed']} failed trials "
+              f"-> {Path(config.hydra.sweep.dir) / TRIALS_FILE}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Python API of the design documents
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DAFSweepConfig:
+    """A sweep described in Python or YAML; `daf_launch_sweep` turns it into the CLI's Hydra multirun.
+
+    search_space: parameter -> a list of values (categorical; the grid of `strategy: grid`), or a dict
+    {low, high, log: bool, int: bool} (a range). A name without a dot means `training.<name>` when training has
+    such a field (`learning_rate`), else a top-level key; dotted names are used as they are (`policy.kwargs.hidden_size`).
+    """
+
+    policy_class_path: str = "lstm"
+    policy_data_path: str | None = None
+    missions: list[str] = field(default_factory=lambda: ["training_facility_1"])
+    episodes_per_trial: int = 5
+    num_trials: int = 8
+    search_space: dict[str, Any] = field(default_factory=lambda: {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}})
+    strategy: str = "bayesian"  # grid | random | bayesian (TPE) | gp
+    seed: int = 0
+    objective_metric: str = "mean_reward"
+    optimize_direction: str = "maximize"
+    max_parallel_jobs: int = 1
+    max_failure_rate: float = 0.0
+    pipeline: str = "train"  # train (train, then evaluate) | evaluate
+    training_steps: int | None = None
+    sweep_name: str = "daf_sweep"
+    storage: str | None = None  # any database URL; None: multirun/sweeps/optuna.db
+    output_root: str = "multirun/sweeps"
+    extra_overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DAFSweepConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise DAFError(f"{path}: unknown sweep field(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGY_SWEEPERS:
+            raise DAFError(f"strategy={self.strategy!r} is invalid: valid strategies are {', '.join(STRATEGY_SWEEPERS)}")
+        if self.optimize_direction not in ("maximize", "minimize"):
+            raise DAFError(f"optimize_direction={self.optimize_direction!r} is invalid: use maximize or minimize")
+        if self.num_trials < 1:
+            raise DAFError(f"num_trials={self.num_trials} is invalid: it must be >= 1")
+        if self.episodes_per_trial < 1:
+            raise DAFError(f"episodes_per_trial={self.episodes_per_trial} is invalid: it must be >= 1")
+        if self.max_parallel_jobs < 1:
+            raise DAFError(f"max_parallel_jobs={self.max_parallel_jobs} is invalid: it must be >= 1")
+        if not self.missions:
+            raise DAFError("missions is empty: list at least one mission, e.g. [training_facility_1]")
+        if not self.search_space:
+            raise DAFError("search_space is empty: give at least one parameter, e.g. {learning_rate: [1e-4, 1e-3]}")
+        if self.pipeline not in ("train", "evaluate"):
+            raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
+        for name, space in self.search_space.items():
+            _sweep_expression(name, space)
+
+    def overrides(self) -> list[str]:
+        """The Hydra overrides of the equivalent CLI multirun."""
+        from daf_hydra.compose import group_options
+
+        policy = (
+            [f"policy={self.policy_class_path}"] if self.policy_class_path in group_options("policy")
+            else [f"policy.class_path={self.policy_class_path}", f"policy.name={Path(self.policy_class_path).name}"]
+        )
+        if self.policy_data_path:
+            policy.append(f"policy.data_path={self.policy_data_path}")
+        missions = ",".join(self.missions)
+        out = [
+            f"hydra/sweeper={STRATEGY_SWEEPERS[self.strategy]}",
+            f"pipeline={self.pipeline}",
+            *policy,
+            f"mission={self.missions[0]}",
+            f"training.missions=[{missions}]",
+            f"evaluation.episodes={self.episodes_per_trial}",
+            f"seed={self.seed}",
+            f"objective.metric={self.objective_metric}",
+            f"objective.direction={self.optimize_direction}",
+            f"hydra.sweeper.n_trials={self.num_trials}",
+            f"hydra.sweeper.n_jobs={self.max_parallel_jobs}",
+            f"hydra.sweeper.max_failure_rate={self.max_failure_rate}",
+            f"hydra.sweeper.study_name={self.sweep_name}",
+            f"hydra.sweep.dir={Path(self.output_root).resolve()}/{self.sweep_name}/${{now:%Y-%m-%d_%H-%M-%S-%f}}",
+        ]
+        if self.storage:
+            out.append(f"hydra.sweeper.storage={self.storage}")
+        if self.max_parallel_jobs > 1:
+            out.append("hydra/launcher=local")
+        if self.training_steps is not None:
+            out.append(f"training.total_steps={self.training_steps}")
+        for name, space in self.search_space.items():
+            out.append(f"hydra.sweeper.params.{parameter_key(name)}={_sweep_expression(name, space)}")
+        return [*out, *self.extra_overrides]
+
+
+def parameter_key(name: str) -> str:
+    """`learning_rate` -> `training.learning_rate`; dotted names and top-level keys stay as they are."""
+    from daf_hydra.config import TrainingConfig
+
+    if "." in name or name not in TrainingConfig.__dataclass_fields__:
+        return name
+    return f"training.{name}"
+
+
+def _sweep_expression(name: str, space: Any) -> str:
+    if isinstance(space, (list, tuple)) and space:
+        return "choice(" + ",".join(str(v) for v in space) + ")"
+    if isinstance(space, dict) and {"low", "high"} <= set(space):
+        low, high = space["low"], space["high"]
+        if not low < high:
+            raise DAFError(f"search_space.{name}: low={low} must be below high={high}")
+        if space.get("int"):
+            low, high = int(low), int(high)
+        else:
+            low, high = float(low), float(high)
+        expr = f"interval({low}, {high})"
+        expr = f"tag(log, {expr})" if space.get("log") else expr
+        return f"int({expr})" if space.get("int") else expr
+    raise DAFError(f"search_space.{name}={space!r} is invalid: give a list of values or {{low: .., high: .., log: ..}}")
+
+
+@dataclass
+class SweepResults:
+    """What `daf_launch_sweep` returns: the sweep directory and its trials, read back from the records."""
+
+    sweep_dir: Path | None
+    returncode: int
+    trials: list[dict[str, Any]]
+    summary: dict[str, Any]
+    config: DAFSweepConfig
+    log_tail: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.summary.get("completed"):
+            return "success" if self.returncode == 0 and not self.summary.get("failed") else "partial"
+        return "failed"
+
+
+@dataclass
+class BestConfig:
+    hyperparameters: dict[str, Any]
+    value: float | list[float] | None
+    run_dir: str | None
+    checkpoint: str | None
+    config_path: str | None
+
+
+def daf_launch_sweep(cfg: DAFSweepConfig, timeout_s: float | None = None) -> SweepResults:
+    """Run the sweep as the CLI's multirun (`python -m daf_hydra.run -m ...`) in a fresh process, and read back
+    its results. A process of its own: a trial's crash, pufferlib's signal handlers or a hung job stay there."""
+    cfg.validate()
+    root = Path(cfg.output_root).resolve() / cfg.sweep_name
+    before = set(root.glob("*")) if root.exists() else set()
+    proc = subprocess.run(
+        [sys.executable, "-m", "daf_hydra.run", "-m", *cfg.overrides()],
+        capture_output=True, text=True, timeout=timeout_s,
+    )
+    new_dirs = sorted(set(root.glob("*")) - before) if root.exists() else []
+    sweep_dir = new_dirs[-1] if new_dirs else None
+    summary: dict[str, Any] = {}
+    trials: list[dict[str, Any]] = []
+    if sweep_dir is not None and (sweep_dir / SWEEP_FILE).is_file():
+        summary = json.loads((sweep_dir / SWEEP_FILE).read_text())
+        with open(sweep_dir / TRIALS_FILE) as f:
+            trials = list(csv.DictReader(f))
+    tail = "\n".join((proc.stderr or "").strip().splitlines()[-5:])
+    if proc.returncode != 0 and not summary:
+        raise DAFError(f"sweep {cfg.sweep_name!r} failed before any result (exit {proc.returncode}): {tail.splitlines()[-1] if tail else ''}")
+    return SweepResults(sweep_dir, proc.returncode, trials, summary, cfg, tail)
+
+
+def daf_sweep_best_config(results: SweepResults) -> BestConfig:
+    """The best trial of a sweep, its hyperparameters named as in the sweep's search space."""
+    best = results.summary.get("best") or []
+    if not best:
+        raise DAFError(f"sweep {results.config.sweep_name!r} has no completed trial: see {results.sweep_dir}/{TRIALS_FILE}")
+    top = best[0]
+    names = {parameter_key(n): n for n in results.config.search_space}
+    values = top["values"]
+    config_path = results.sweep_dir / BEST_CONFIG_FILE if results.sweep_dir else None
+    return BestConfig(
+        hyperparameters={names.get(k, k): v for k, v in top["params"].items()},
+        value=values[0] if values and len(values) == 1 else values,
+        run_dir=top.get("run_dir"),
+        checkpoint=top.get("checkpoint"),
+        config_path=str(config_path) if config_path and config_path.is_file() else None,
+    )
