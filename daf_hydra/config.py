@@ -8,12 +8,14 @@ The YAML files in `conf/` select and fill these schemas; Hydra type-checks every
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
 
 from daf_hydra.errors import DAFError
+from daf_hydra.sweeps import DAFSweepConfig
 
 
 @dataclass
@@ -106,6 +108,21 @@ class AnalyzeConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """`training.distributed`: data-parallel PPO over `nodes x tasks_per_node` ranks (daf_hydra.distributed_training).
+
+    Every rank steps its own environments and trains `training.total_steps` agent steps; gradients are averaged
+    across ranks (DistributedDataParallel), so all ranks hold the same weights; rank 0 alone records and
+    checkpoints. Inside a SLURM job of that many tasks (`-m hydra/launcher=slurm`) each task is one rank; without
+    SLURM the run starts its ranks as local processes (nodes must then be 1)."""
+
+    nodes: int = 1
+    tasks_per_node: int = 1  # ranks per node (one per GPU on GPU nodes)
+    backend: str = "auto"  # auto (nccl on cuda, gloo otherwise) | gloo | nccl
+    timeout_s: float = 600.0  # how long a rank waits for the others (start-up, each collective) before failing
+
+
+@dataclass
 class TrainingConfig:
     """`pipeline=train`: PPO with PufferLib's PuffeRL, every setting it reads, plus what daf_hydra's loop adds.
 
@@ -117,7 +134,6 @@ class TrainingConfig:
 
     missions: Optional[List[str]] = None  # trained on, rotated per episode; None: the run's `mission`
     eval_missions: Optional[List[str]] = None  # evaluated after training; None: the training missions
-    objective: str = "mean_reward"  # evaluation summary key returned to Hydra, averaged over eval_missions
     total_steps: int = 50_000  # agent steps: a quick first training (real runs set more)
     num_envs: int = 32  # environments stepped together (Serial backend: one process)
     bptt_horizon: int = 16  # steps per segment: the LSTM's unroll length and the advantage horizon
@@ -152,6 +168,7 @@ class TrainingConfig:
     resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
     seed: int = II("seed")
     device: str = II("device")
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass
@@ -159,6 +176,90 @@ class PipelineConfig:
     """Which pipeline `run` executes; later pipelines add their own fields to their YAML."""
 
     name: str = "evaluate"
+
+
+@dataclass
+class StagedPipelineConfig(PipelineConfig):
+    """`pipeline=compare|benchmark`: pipelines of stages recorded in pipeline.json (orchestrators.stages)."""
+
+    stop_on_failure: bool = True  # false: after a failed stage, run the stages that do not need it (partial)
+
+
+@dataclass
+class SweepPipelineConfig(StagedPipelineConfig):
+    """`pipeline=sweep`: the sweep itself is `sweep:` (DAFSweepConfig's fields); these are the pipeline's own."""
+
+    compare_best: bool = True  # compare the best trial's policy against `baselines`
+    comparison_episodes: int = 10  # episodes per mission of that comparison
+    baselines: List[str] = field(default_factory=lambda: ["baseline", "random"])
+
+
+@dataclass
+class DAFConfig:
+    """Resource limits every pipeline honours (`resources:` on the command line, `resources=` in Python).
+
+    `max_parallel_jobs` caps the processes a pipeline starts at once: evaluation and comparison workers, and a
+    sweep's trials launched together (`hydra.sweeper.n_jobs`, run side by side by the local launcher).
+    `gpu_memory_fraction` is passed to `torch.cuda.set_per_process_memory_fraction` by every run on a CUDA device
+    (and ignored, saying so in the log, on other devices)."""
+
+    max_parallel_jobs: Optional[int] = None  # None: comparisons one worker per CPU core, sweeps one trial at a time
+    gpu_memory_fraction: Optional[float] = None  # None: no limit
+
+    def validate(self) -> None:
+        if self.max_parallel_jobs is not None and self.max_parallel_jobs < 1:
+            raise DAFError(f"max_parallel_jobs={self.max_parallel_jobs} is invalid: it must be >= 1 or None")
+        if self.gpu_memory_fraction is not None and not 0.0 < self.gpu_memory_fraction <= 1.0:
+            raise DAFError(f"gpu_memory_fraction={self.gpu_memory_fraction} is invalid: it must lie in (0, 1]")
+
+    def workers(self, requested: Optional[int]) -> Optional[int]:
+        """Worker processes for `requested` (None: one per CPU core) under the max_parallel_jobs cap."""
+        if self.max_parallel_jobs is None:
+            return requested
+        return min(requested, self.max_parallel_jobs) if requested is not None else self.max_parallel_jobs
+
+
+@dataclass
+class DAFBenchmarkConfig:
+    """`pipeline=benchmark` (`benchmark:`) and `daf_run_benchmark_pipeline(config=...)`: environment check, training
+    of each trainable policy given without weights, evaluation on every mission, comparison with the baselines,
+    report, deployment package of `deploy_policy`.
+
+    Policies are entries as `compare.policies` takes them: a conf/policy name (`daf_lstm`, `lstm`), a registered
+    short name or class path, a bundle directory, or `name:checkpoint`."""
+
+    policies: List[str] = field(default_factory=lambda: ["daf_lstm"])
+    missions: List[str] = field(default_factory=lambda: ["training_facility_1"])
+    episodes_per_mission: int = 20  # evaluation and comparison, seeds seed..seed+n-1
+    baselines: List[str] = field(default_factory=lambda: ["baseline", "random"])
+    compare_with_baselines: bool = True
+    train_missions: Optional[List[str]] = None  # trained on (rotated per episode); None: the first mission
+    training_steps: Optional[int] = 500_000  # agent steps per training; None: training.total_steps
+    parallel_evaluation: bool = False  # evaluate policies in parallel processes (at most max_parallel_jobs)
+    create_deployment_package: bool = True
+    deploy_policy: Optional[str] = None  # the policy packaged; None: the first of `policies`
+
+    def validate(self) -> None:
+        for key in ("policies", "missions"):
+            if not getattr(self, key):
+                raise DAFError(f"benchmark.{key} is empty: list at least one, e.g. benchmark.{key}="
+                               + ("[daf_lstm]" if key == "policies" else "[training_facility_1]"))
+        if self.train_missions is not None and not self.train_missions:
+            raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first mission")
+        if self.episodes_per_mission < 1:
+            raise DAFError(f"benchmark.episodes_per_mission={self.episodes_per_mission} is invalid: it must be >= 1")
+        if self.training_steps is not None and self.training_steps < 1:
+            raise DAFError(f"benchmark.training_steps={self.training_steps} is invalid: it must be >= 1 or null")
+        if self.deploy_policy is not None and self.deploy_policy not in self.policies:
+            raise DAFError(f"benchmark.deploy_policy={self.deploy_policy!r} is not one of benchmark.policies "
+                           f"{list(self.policies)}")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DAFBenchmarkConfig":
+        """A flat YAML of these fields, or an experiment file's `benchmark:` section (see `read_yaml_fields`)."""
+        cfg = cls(**read_yaml_fields(cls, path, "benchmark"))
+        cfg.validate()
+        return cfg
 
 
 @dataclass
@@ -183,6 +284,10 @@ class DAFRunConfig:
     compare: CompareConfig = field(default_factory=CompareConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    benchmark: DAFBenchmarkConfig = field(default_factory=DAFBenchmarkConfig)
+    # pipeline=sweep: no default search space (a command line dict merges into, not replaces, a default one)
+    sweep: DAFSweepConfig = field(default_factory=lambda: DAFSweepConfig(search_space={}))
+    resources: DAFConfig = field(default_factory=DAFConfig)
     sweep_name: str = "sweep"  # the Optuna study of a sweep (hydra/sweeper=tpe|random|grid|gp)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -238,8 +343,7 @@ def validate_device(device: str) -> None:
 
 OPTIMIZERS = ("adam", "muon")
 PRECISIONS = ("float32", "bfloat16")
-# Numeric keys of an evaluation summary (records.summarize_episodes) that training.objective may name.
-OBJECTIVES = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate")
+BACKENDS = ("auto", "gloo", "nccl")
 
 
 def _check(ok: bool, key: str, value: Any, valid: str) -> None:
@@ -284,11 +388,12 @@ def validate_training(t: Any, num_agents: int) -> None:
     _check(t.optimizer != "muon" or find_spec("heavyball") is not None, "optimizer", t.optimizer,
            "muon needs the heavyball package (pip install heavyball), or use optimizer=adam")
     _check(t.precision in PRECISIONS, "precision", t.precision, f"valid precisions are {', '.join(PRECISIONS)}")
-    _check(t.objective in OBJECTIVES, "objective", t.objective, f"valid objectives are {', '.join(OBJECTIVES)}")
-    for key in ("missions", "eval_missions"):
-        _check(getattr(t, key) is None or len(getattr(t, key)) > 0, key, getattr(t, key),
-               "list at least one mission, or null for the default")
     validate_device(t.device)
+    d = t.distributed
+    for key in ("nodes", "tasks_per_node"):
+        _check(getattr(d, key) >= 1, f"distributed.{key}", getattr(d, key), "it must be a whole number >= 1")
+    _check(d.backend in BACKENDS, "distributed.backend", d.backend, f"valid backends are {', '.join(BACKENDS)}")
+    _check(d.timeout_s > 0, "distributed.timeout_s", d.timeout_s, "it must be > 0 (seconds)")
 
 
 def _minibatch_examples(batch: int, bptt: int) -> list[int]:
@@ -336,6 +441,51 @@ class DAFTrainingConfig:
             raise DAFError("resume=True needs output_dir: the run directory whose last checkpoint to continue from")
         validate_device(self.device)
 
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DAFTrainingConfig":
+        """A flat YAML of these fields (the CLI's `training:` node has other fields: PPO's settings)."""
+        cfg = cls(**read_yaml_fields(cls, path, None))
+        cfg.validate()
+        return cfg
+
+
+@dataclass
+class DAFComparisonConfig(CompareConfig):
+    """The Python API's comparison config (`daf_run_comparison_pipeline(config=...)`): the fields of `compare:`."""
+
+    def validate(self) -> None:
+        validate_compare(self)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DAFComparisonConfig":
+        """A flat YAML of these fields, or an experiment file's `compare:` section (see `read_yaml_fields`)."""
+        cfg = cls(**read_yaml_fields(cls, path, "compare"))
+        cfg.validate()
+        return cfg
+
+
+def read_yaml_fields(cls: type, path: str | Path, section: Optional[str]) -> dict[str, Any]:
+    """The fields of API config `cls` in a YAML file: either a flat mapping of them, or an experiment file
+    (conf/experiment/*.yaml, `# @package _global_`) whose `<section>:` holds them, so one file serves
+    `+experiment=<name>` on the command line and `from_yaml` in Python. Other top-level keys of an experiment file
+    (besides its `defaults` list) would be applied by the CLI and not by the API: refused, as are unknown fields."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise DAFError(f"{path}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    if section is not None and isinstance(data.get(section), dict):
+        extra = sorted(set(data) - {section, "defaults"})
+        if extra:
+            raise DAFError(f"{path}: top-level key(s) {extra} beside `{section}:` would be applied on the command "
+                           f"line but not by {cls.__name__}.from_yaml: move them into `{section}:`")
+        data = data[section]
+    valid = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise DAFError(f"{path}: unknown {cls.__name__} field(s) {unknown}; valid: {sorted(valid)}")
+    return data
+
 
 _registered = False
 
@@ -355,4 +505,6 @@ def register_configs() -> None:
     cs.store(group="mission", name="mission_schema", node=MissionConfig)
     cs.store(group="evaluation", name="evaluation_schema", node=EvaluationConfig)
     cs.store(group="pipeline", name="pipeline_schema", node=PipelineConfig)
+    cs.store(group="pipeline", name="staged_pipeline_schema", node=StagedPipelineConfig)
+    cs.store(group="pipeline", name="sweep_pipeline_schema", node=SweepPipelineConfig)
     cs.store(group="training", name="training_schema", node=TrainingConfig)

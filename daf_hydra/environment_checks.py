@@ -82,6 +82,24 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def apply_gpu_memory_fraction(fraction: float | None, device: str) -> bool:
+    """`resources.gpu_memory_fraction`: cap this process's share of the CUDA device's memory, so runs sharing a
+    GPU (parallel evaluation workers, sweep trials) cannot starve each other. Returns whether a cap was set: only
+    a fraction on a CUDA device sets one (other devices have no such allocator limit; the log says so)."""
+    import logging
+
+    if fraction is None:
+        return False
+    if not device.startswith("cuda"):
+        logging.getLogger(__name__).info("resources.gpu_memory_fraction=%s not applied: device %s is not CUDA",
+                                         fraction, device)
+        return False
+    import torch
+
+    torch.cuda.set_per_process_memory_fraction(float(fraction), torch.device(device))
+    return True
+
+
 def daf_check_dependencies() -> EnvironmentCheckResult:
     """Package versions and pufferlib's compiled extension (needed for training, not for evaluation)."""
     from daf_hydra.provenance import package_versions

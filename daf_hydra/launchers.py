@@ -5,6 +5,11 @@ by the out-of-memory handler or timed out raises there, so Hydra abandons the ot
 multirun's end-of-sweep callbacks. Here every job is awaited; one that did not finish becomes a failed job
 (the Optuna sweeper records a FAIL trial, the basic sweeper exits non-zero at the end), and its run record says
 why (`metrics.json`: `status: failed`, `error: "SLURM job 123 CANCELLED"`).
+
+A job of several tasks (distributed training: `nodes`/`tasks_per_node` come from `training.distributed`) runs the
+Hydra job on every task, all in one run directory; the job's result is task 0's (rank 0 records the run). So that
+the ranks do not write Hydra's per-job files over each other, tasks > 0 write no `.hydra/` directory and log only to
+the console, i.e. their own submitit output file (`.submitit/<job>/<job>_<task>_log.out`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             try:
                 returns.append(job.results()[0])
             except submitit.core.utils.UncompletedJobError as exc:
+                if job.num_tasks > 1 and job.task(0).exception() is None:  # rank 0 returned (its own failure
+                    returns.append(job.task(0).result())  # recorded); the others failed because it left them
+                    continue
                 state = job.state
                 message = f"SLURM job {job.job_id} {state}: it ended before returning a result"
                 log.error(f"\t#{idx} : {message}")
@@ -50,6 +58,15 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 returns.append(JobReturn(overrides=overrides, status=JobStatus.FAILED,
                                          _return_value=RuntimeError(f"{message} ({str(exc).splitlines()[0]})")))
         return returns
+
+    def __call__(self, sweep_overrides: list[str], job_dir_key: str, job_num: int, job_id: str,
+                 singleton_state: dict[type, Singleton]) -> JobReturn:
+        """Runs in every task of a job: tasks > 0 of a multi-task job write no Hydra files (see the module doc)."""
+        import submitit
+
+        if submitit.JobEnvironment().global_rank > 0:
+            sweep_overrides = [*sweep_overrides, "hydra.output_subdir=null", "hydra.job_logging.root.handlers=[console]"]
+        return super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
 
     def _executor(self) -> Any:
         """The submitit executor, configured as upstream does it."""

@@ -1,7 +1,7 @@
 """`python -m daf_hydra.run`: the Hydra application. Compose a config, run its pipeline, return the objective.
 
     python -m daf_hydra.run pipeline=evaluate policy=baseline mission=training_facility_1 evaluation.episodes=5
-    python -m daf_hydra.run -m policy=random,baseline mission=training_facility_1,assembler_2
+    python -m daf_hydra.run -m pipeline=evaluate policy=random,baseline mission=training_facility_1,assembler_2
 
 A user's mistake (bad value, unknown name, missing file) ends a single run with one line on stderr and exit code 2
 (`HYDRA_FULL_ERROR=1` shows the traceback); in a multirun the job is recorded as failed and the others go on.

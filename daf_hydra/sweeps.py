@@ -271,11 +271,10 @@ class DAFSweepConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DAFSweepConfig":
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise DAFError(f"{path}: unknown sweep field(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**data)
+        """A flat YAML of these fields, or an experiment file's `sweep:` section (`config.read_yaml_fields`)."""
+        from daf_hydra.config import read_yaml_fields
+
+        cfg = cls(**read_yaml_fields(cls, path, "sweep"))
         cfg.validate()
         return cfg
 
@@ -293,7 +292,8 @@ class DAFSweepConfig:
         if not self.missions:
             raise DAFError("missions is empty: list at least one mission, e.g. [training_facility_1]")
         if not self.search_space:
-            raise DAFError("search_space is empty: give at least one parameter, e.g. {learning_rate: [1e-4, 1e-3]}")
+            raise DAFError("search_space is empty: give at least one parameter, e.g. {learning_rate: [1e-4, 1e-3]} "
+                           "(pipeline=sweep: '+sweep.search_space.learning_rate=[1e-4,1e-3]')")
         if self.pipeline not in ("train", "evaluate"):
             raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
         for name, space in self.search_space.items():
@@ -402,16 +402,24 @@ def daf_launch_sweep(cfg: DAFSweepConfig, timeout_s: float | None = None) -> Swe
     )
     new_dirs = sorted(set(root.glob("*")) - before) if root.exists() else []
     sweep_dir = new_dirs[-1] if new_dirs else None
-    summary: dict[str, Any] = {}
-    trials: list[dict[str, Any]] = []
-    if sweep_dir is not None and (sweep_dir / SWEEP_FILE).is_file():
-        summary = json.loads((sweep_dir / SWEEP_FILE).read_text())
-        with open(sweep_dir / TRIALS_FILE) as f:
-            trials = list(csv.DictReader(f))
     tail = "\n".join((proc.stderr or "").strip().splitlines()[-5:])
-    if proc.returncode != 0 and not summary:
-        raise DAFError(f"sweep {cfg.sweep_name!r} failed before any result (exit {proc.returncode}): {tail.splitlines()[-1] if tail else ''}")
-    return SweepResults(sweep_dir, proc.returncode, trials, summary, cfg, tail)
+    if sweep_dir is None or not (sweep_dir / SWEEP_FILE).is_file():
+        if proc.returncode != 0:
+            raise DAFError(f"sweep {cfg.sweep_name!r} failed before any result (exit {proc.returncode}): "
+                           f"{tail.splitlines()[-1] if tail else ''}")
+        return SweepResults(sweep_dir, proc.returncode, [], {}, cfg, tail)
+    results = read_sweep_results(sweep_dir, cfg, proc.returncode)
+    results.log_tail = tail
+    return results
+
+
+def read_sweep_results(sweep_dir: str | Path, cfg: DAFSweepConfig, returncode: int = 0) -> SweepResults:
+    """A finished sweep read back from its directory (sweep.json, trials.csv); raises OSError when they are gone."""
+    sweep_dir = Path(sweep_dir)
+    summary = json.loads((sweep_dir / SWEEP_FILE).read_text())
+    with open(sweep_dir / TRIALS_FILE) as f:
+        trials = list(csv.DictReader(f))
+    return SweepResults(sweep_dir, returncode, trials, summary, cfg)
 
 
 def daf_sweep_best_config(results: SweepResults) -> BestConfig:

@@ -96,8 +96,8 @@ def import_pufferl() -> Any:
             import pufferlib.pufferl as pufferl
     finally:
         sys.excepthook = excepthook
-        if main and sigint is not None:
-            signal.signal(signal.SIGINT, sigint)
+        if main:  # None: a handler not installed from Python; the default is the closest we can restore
+            signal.signal(signal.SIGINT, sigint if sigint is not None else signal.SIG_DFL)
     return pufferl
 
 
@@ -146,12 +146,15 @@ class _StopOnSigint:
 
     def __init__(self) -> None:
         self.requested = False
+        self._installed = False
         self._previous: Any = None
 
     def __enter__(self) -> "_StopOnSigint":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
+            previous = signal.getsignal(signal.SIGINT)
+            self._previous = previous if previous is not None else signal.SIG_DFL
             signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -162,7 +165,7 @@ class _StopOnSigint:
               file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
+        if self._installed:
             signal.signal(signal.SIGINT, self._previous)
 
 
@@ -177,6 +180,7 @@ class _EnvFactory:
         self.seed, self.rank, self.first_update = seed, rank, first_update
 
     def __call__(self, slot: int, buf: Any = None, seed: Any = None) -> Any:
+        """`buf`: this slot's views of PufferLib's shared buffers; `seed`: PufferLib's, replaced by the stream."""
         import numpy as np
 
         stream = int(np.random.SeedSequence([self.seed, self.rank, slot, self.first_update]).generate_state(1)[0])

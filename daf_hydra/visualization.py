@@ -6,7 +6,8 @@ as a small HTML subset, and decodes entities, so an escaped `<script>` shows as 
 itself escapes `<`, `>` and `/` inside the JSON it embeds, so no string can close the script element.
 
 Reports: `daf_export_comparison_html` (a comparison), `tree_report_html` (any tree of runs, `python -m
-daf_hydra.report`), `daf_export_mission_analysis_html` (a mission analysis).
+daf_hydra.report`), `daf_export_mission_analysis_html` (a mission analysis), `daf_export_benchmark_html` (the
+benchmark pipeline).
 """
 
 from __future__ import annotations
@@ -398,6 +399,36 @@ def _overview(r: "ComparisonResults") -> Section:
             "; ".join(f"{esc(a)} &gt; {esc(b)}" for a, b in pairs) if pairs else "no pair"))
     badge = f'<p class="{"ok" if r.completeness.complete else "bad"}">{esc(r.completeness.summary())}</p>'
     return Section("overview", "Overview", badge + "".join(f"<p>{line}</p>" for line in lines))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Benchmark report
+# ------------------------------------------------------------------------------------------------------------
+
+
+def daf_export_benchmark_html(stages: dict[str, dict[str, Any]], evaluation: "pd.DataFrame",
+                              comparison: "ComparisonResults | None", curves: "pd.DataFrame | None",
+                              output_path: str | Path, title: str) -> Path:
+    """The benchmark pipeline's report: its stages, each policy's evaluation per mission, the comparison with
+    the baselines (when it ran) and the learning curves of the trainings (when there were any)."""
+    rows = [{"stage": name, "status": r["status"], "reused from an earlier run": r["reused"],
+             "duration_s": r["duration_s"], "error": r["error"] or ""} for name, r in stages.items()]
+    failed = [r for r in rows if r["status"] != "completed"]
+    badge = (f'<p class="bad">{len(failed)} stage(s) did not complete</p>' if failed
+             else '<p class="ok">every stage completed</p>')
+    sections = [Section("stages", "Stages", badge + table_html(_frame(rows)))]
+    sections.append(Section("evaluation", "Evaluation", (
+        "<p class=\"note\">Each policy on each mission, episodes on seeds seed..seed+n-1 (the same seeds for every "
+        "policy); total reward per episode.</p>" + table_html(evaluation))))
+    if comparison is not None:
+        sections += [_overview(comparison), *comparison_sections(comparison, with_runs=False)]
+    x, metrics = curve_columns(curves) if curves is not None and len(curves) else (None, [])
+    if x and metrics:
+        sections.append(Section("curves", "Learning curves", "".join(
+            figure_html(curves_figure(curves, x, m), f"fig-curve-{k}") for k, m in enumerate(metrics))))
+    subtitle = (f"the {len(stages)} stages before this report (pipeline.json records the later ones); "
+                f"written {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    return write_page(page(title, subtitle, sections), output_path)
 
 
 # ------------------------------------------------------------------------------------------------------------

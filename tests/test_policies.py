@@ -115,7 +115,7 @@ class Tiny(CoGameMission):
         return build_env(load_mission("solo_forage"))
 
 register_game(CoGame("testgame", missions=[Tiny(name="tiny", description="one agent", map_builder=build_env(load_mission("solo_forage")).game.map_builder, max_steps=77)], variants=[]))
-sys.argv = ["daf_hydra.run", "mission=cogames:testgame.tiny", "evaluation.episodes=2", "hydra.run.dir={tmp_path / 'cg'}"]
+sys.argv = ["daf_hydra.run", "pipeline=evaluate", "mission=cogames:testgame.tiny", "evaluation.episodes=2", "hydra.run.dir={tmp_path / 'cg'}"]
 from daf_hydra.run import cli
 cli()
 """

@@ -68,8 +68,8 @@ def test_training_writes_curve_checkpoints_evaluation_and_pipeline_records(train
     assert set(m["evaluation"]) == {"training_facility_1", "training_facility_2"}
     assert {e["mission"] for e in run.episodes} == {"training_facility_1", "training_facility_2"}
     assert len(run.episodes) == 4
-    assert m["objective"] == pytest.approx(
-        sum(s["mean_reward"] for s in m["evaluation"].values()) / 2)
+    assert m["mission"] == "training_facility_1+training_facility_2"
+    assert m["mean_reward"] == pytest.approx(sum(s["mean_reward"] for s in m["evaluation"].values()) / 2)
     pipeline = read_json(trained / "pipeline.json")
     assert pipeline["status"] == "success"
     assert pipeline["stages_completed"] == ["environment_check", "training", "checkpoint", "evaluation"]
@@ -105,7 +105,7 @@ def test_checkpoint_bundle_loads_through_mettagrid_in_a_fresh_process_and_as_pol
 @pytest.mark.slow
 def test_lr_multirun_trains_with_really_different_learning_rates(tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_cli("policy=lstm", "-m", "lr=1e-4,1e-2", *SMALL, f"training.total_steps={6 * BATCH}",
+    r = run_cli("pipeline=train", "policy=lstm", "-m", "lr=1e-4,1e-2", *SMALL, f"training.total_steps={6 * BATCH}",
                 "training.anneal_lr=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     runs = sorted(sweep.glob("[0-9]*"), key=lambda p: int(p.name))
@@ -138,7 +138,8 @@ def test_same_seed_same_curve_and_weights_through_the_python_api(tmp_path):
     assert a == b and curve_a == curve_b
     assert a != c and curve_a != curve_c
     assert result.stages_completed == ["environment_check", "training", "checkpoint", "evaluation"]
-    assert Path(result.outputs["final_checkpoint"]).is_dir() and result.outputs["objective"] is not None
+    assert Path(result.outputs["final_checkpoint"]).is_dir()
+    assert result.outputs["mean_reward"] == result.outputs["evaluation"]["training_facility_1"]["mean_reward"]
     assert read_json(tmp_path / "a" / "pipeline.json")["status"] == "success"
 
 
@@ -160,7 +161,7 @@ def _popen(args: list[str], cwd: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    args = ["policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL, "training.checkpoint_interval=3",
+    args = ["pipeline=train", "policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL, "training.checkpoint_interval=3",
             f"hydra.run.dir={out}"]
     proc = _popen([*args, f"training.total_steps={1000 * BATCH}"], tmp_path)
     try:
@@ -187,7 +188,8 @@ def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_stops_cleanly(tmp_path):
     out = tmp_path / "run"
-    proc = _popen(["policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL, f"training.total_steps={1000 * BATCH}",
+    proc = _popen(["pipeline=train", "policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL,
+                   f"training.total_steps={1000 * BATCH}",
                    "training.checkpoint_interval=1000", f"hydra.run.dir={out}"], tmp_path)
     try:
         _wait_for(lambda: len(_updates(out)) >= 3, proc, 120)
@@ -227,7 +229,7 @@ class FailingPolicy(TokenMLPPolicy):
 def test_a_training_error_fails_the_run_with_the_error_recorded_and_no_hang(tmp_path):
     (tmp_path / "failing_policy.py").write_text(FAILING_POLICY)
     out = tmp_path / "run"
-    r = run_cli("policy=daf_mlp", "policy.class_path=failing_policy.FailingPolicy", *SMALL,
+    r = run_cli("pipeline=train", "policy=daf_mlp", "policy.class_path=failing_policy.FailingPolicy", *SMALL,
                 f"training.total_steps={4 * BATCH}", f"hydra.run.dir={out}", cwd=tmp_path, timeout=120)
     assert r.returncode != 0
     assert "injected training failure" in r.stderr
@@ -242,7 +244,7 @@ def test_invalid_training_values_are_rejected_before_any_work(cli, tmp_path):
     for override, named in [("lr=0", "training.learning_rate=0.0"), ("training.minibatch_size=100", "minibatch_size=100"),
                             ("training.gamma=1.5", "training.gamma=1.5")]:
         out = tmp_path / override.replace("=", "_")
-        r = cli("policy=daf_mlp", override, f"hydra.run.dir={out}")
+        r = cli("pipeline=train", "policy=daf_mlp", override, f"hydra.run.dir={out}")
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and named in lines[-1], r.stderr
@@ -258,7 +260,7 @@ def test_invalid_training_values_are_rejected_before_any_work(cli, tmp_path):
 
 def test_a_policy_with_nothing_to_train_is_evaluated_only_and_says_so(cli, tmp_path):
     out = tmp_path / "run"
-    r = cli("policy=random", "evaluation.episodes=2", "mission.max_steps=50", f"hydra.run.dir={out}")
+    r = cli("pipeline=train", "policy=random", "evaluation.episodes=2", "mission.max_steps=50", f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr
     assert "nothing to train" in r.stdout
     m = read_json(out / "metrics.json")

@@ -15,9 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 from daf_hydra.errors import DAFError
 from daf_hydra.records import METRICS_FILE
 from daf_hydra.orchestrators.analyze import run_analyze
+from daf_hydra.orchestrators.benchmark import daf_run_benchmark_pipeline, run_benchmark
 from daf_hydra.orchestrators.check import run_check
-from daf_hydra.orchestrators.compare import run_compare
+from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline, run_compare
 from daf_hydra.orchestrators.evaluate import run_evaluate
+from daf_hydra.orchestrators.result import PipelineResult
+from daf_hydra.orchestrators.sweep import daf_run_sweep_pipeline, run_sweep
 from daf_hydra.orchestrators.train import run_train
 from daf_hydra.orchestrators.training import daf_run_training_pipeline
 
@@ -27,7 +30,11 @@ PIPELINES: dict[str, Callable[[DictConfig, Path], Any]] = {
     "compare": run_compare,
     "analyze": run_analyze,
     "train": run_train,
+    "sweep": run_sweep,
+    "benchmark": run_benchmark,
 }
+__all__ = ["PIPELINES", "PipelineResult", "daf_run_benchmark_pipeline", "daf_run_comparison_pipeline",
+           "daf_run_sweep_pipeline", "daf_run_training_pipeline", "run_pipeline"]
 
 
 def run_pipeline(cfg: DictConfig) -> Any:

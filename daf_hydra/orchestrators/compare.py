@@ -6,113 +6,175 @@
     daf_run_comparison_pipeline(policies=["baseline", "random"], missions=["training_facility_1"],
                                 episodes_per_mission=20, parallel_evaluation=True)  # -> PipelineResult
 
-The steps live in `daf_hydra.comparison` (the feature's home); this module only sequences them as stages and
-reports which completed. Everything lands in the run directory: run.json, members/ (one evaluate run per
-policy x mission), comparison/ (tables, comparison.json), check.json, report.html, metrics.json.
+The steps live in `daf_hydra.comparison` (the feature's home); this module only sequences them as stages
+(`orchestrators.stages`) and reports which completed. Everything lands in the run directory: run.json, members/
+(one evaluate run per policy x mission), comparison/ (tables, comparison.json), check.json, report.html,
+metrics.json, pipeline.json (the stages).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig
 
+from daf_hydra.config import DAFComparisonConfig, DAFConfig
 from daf_hydra.errors import DAFError
-from daf_hydra.orchestrators.result import FAILED, PARTIAL, SUCCESS, PipelineResult
+from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.orchestrators.stages import Stages
 
-log = logging.getLogger(__name__)
 STAGES = ("environment_check", "comparison", "significance_testing", "report")
 REPORT_FILE = "report.html"
 
 
-def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any],
-                            run_dir: Path) -> PipelineResult:
-    """Run the stages; a failed stage is named in the result (with the traceback logged), later stages that
-    need it do not run. A stage that fails after the comparison leaves the comparison's records complete."""
-    from daf_hydra.comparison import ComparisonRun
-    from daf_hydra.environment_checks import daf_check_environment
-    from daf_hydra.records import write_json_atomic
+def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any], run_dir: Path,
+                            stop_on_failure: bool = True) -> PipelineResult:
+    """Run the stages (orchestrators.stages: pipeline.json, stop_on_failure, reuse on a re-run). A failed member
+    is named in the errors and the result is partial; the records of what completed are always written.
+
+    On a re-run in the same directory the members' episodes are not played again when the comparison stage
+    completed with the same policies, missions, seeds and evaluation settings: the statistics are recomputed from
+    the recorded episodes. `cfg.resources.max_parallel_jobs` caps the worker processes."""
+    from daf_hydra.comparison import MEMBERS_DIR, ComparisonRun
+    from daf_hydra.compose import to_container
     from daf_hydra.visualization import daf_export_comparison_html
 
-    start = time.perf_counter()
-    result = PipelineResult("compare", FAILED, outputs={"run_dir": run_dir})
+    cfg.compare.workers = DAFConfig(**to_container(cfg.resources)).workers(cfg.compare.workers)
+    stages = Stages("compare", run_dir, stop_on_failure)
+    run: Optional[ComparisonRun] = None
 
-    def failed(stage: str, exc: BaseException) -> None:
-        result.stages_failed.append(stage)
-        result.errors.append(f"{stage}: {exc}")
-        if not isinstance(exc, DAFError):
-            log.error("compare stage %s failed", stage, exc_info=exc)
-
-    run = None
-    try:
-        run = ComparisonRun(cfg, policies, missions, run_dir)
-        check = daf_check_environment(missions=run.missions, policies=[e.class_path for e in run.entries],
-                                      output_dir=run_dir, device=str(cfg.device))
-        write_json_atomic(run_dir / "check.json", check.to_dict())
-        if not check.is_healthy():
-            raise DAFError(f"environment check failed: {'; '.join(check.errors)}")
-        result.stages_completed.append("environment_check")
-    except Exception as exc:
-        if run is not None:
-            run.fail(exc)
-        failed("environment_check", exc)
-        return _done(result, start)
-    try:
-        run.evaluate()
-        results = run.analyse(significance=False)
-        result.outputs["results"] = results
-        result.stages_completed.append("comparison")
-    except Exception as exc:
-        run.fail(exc)
-        failed("comparison", exc)
-        return _done(result, start)
-    result.errors += [f"member {o.policy} on {o.mission} failed: {o.error}" for o in run.outcomes if o.error]
-    for stage, step in (("significance_testing", run.add_significance_tests),
-                        ("report", lambda: daf_export_comparison_html(results, run_dir / REPORT_FILE))):
+    def check() -> dict[str, Any]:
+        nonlocal run
+        run = ComparisonRun(cfg, policies, missions, run_dir)  # validates the settings; records a failure itself
         try:
-            output = step()
-            result.stages_completed.append(stage)
-            if stage == "report":
-                result.outputs["report"] = output
+            return {"check": check_environment(run.missions, [e.class_path for e in run.entries], run_dir,
+                                               str(cfg.device))}
         except Exception as exc:
-            failed(stage, exc)
+            run.fail(exc)
+            raise
+
+    def compared() -> ComparisonRun:
+        if run is None:
+            raise DAFError("no comparison to run: its settings were rejected (see environment_check)")
+        return run
+
+    def evaluate() -> dict[str, Any]:
+        r = compared()
+        if stages.owns_previous_records and (run_dir / MEMBERS_DIR).is_dir():
+            shutil.rmtree(run_dir / MEMBERS_DIR)  # an earlier run's members: replaced, never appended to
+        try:
+            r.evaluate()
+            return {"results": r.analyse(significance=False)}
+        except Exception as exc:
+            r.fail(exc)
+            raise
+
+    stages.run("environment_check", check)
+    key = None if run is None else {
+        "policies": [vars(e) for e in run.entries], "missions": [to_container(m) for m in run.missions],
+        "seeds": run.seeds, "evaluation": to_container(cfg.evaluation)}
+    outputs = stages.run("comparison", evaluate, key=key,
+                         restore=lambda _: {"results": compared().analyse(significance=False)})
+    if outputs is None:
+        return stages.finish()
+    results = outputs["results"]
+    member_errors = [f"member {o.policy} on {o.mission} failed: {o.error}" for o in run.outcomes if o.error]
+    for error in member_errors:
+        stages.note_error("comparison", error)
+    if not member_errors and not results.completeness.complete:
+        stages.note_error("comparison", results.completeness.summary())
+    stages.run("significance_testing", lambda: {"significance_tests": len(run.add_significance_tests())},
+               needs=["comparison"])
+    stages.run("report", lambda: {"report": daf_export_comparison_html(results, run_dir / REPORT_FILE)},
+               needs=["comparison"])
+    result = stages.result
     run.finish({"stages_completed": result.stages_completed, "stages_failed": result.stages_failed,
                 "errors": result.errors})
-    result.status = SUCCESS if not result.errors and results.completeness.complete else PARTIAL
-    return _done(result, start)
+    return stages.finish()
 
 
-def _done(result: PipelineResult, start: float) -> PipelineResult:
-    result.total_time_seconds = round(time.perf_counter() - start, 3)
-    return result
+def nested_comparison(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any], run_dir: Path, *,
+                      episodes: int, parallel: bool, stop_on_failure: bool) -> PipelineResult:
+    """The compare pipeline as a stage of another pipeline (sweep, benchmark): `cfg` (the outer pipeline's config,
+    with the user's evaluation, statistics and resources settings) becomes a compare run in `run_dir`. `missions`:
+    names or mission configs."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from daf_hydra.comparison import parse_policy
+    from daf_hydra.config import StagedPipelineConfig
+
+    sub = copy.deepcopy(cfg)
+    sub.pipeline = OmegaConf.structured(StagedPipelineConfig(name="compare", stop_on_failure=stop_on_failure))
+    sub.output_dir = str(run_dir)
+    sub.compare.policies = [parse_policy(p).label for p in policies]
+    sub.compare.missions = [m if isinstance(m, str) else str(m.name) for m in missions]
+    sub.compare.episodes_per_mission = int(episodes)
+    sub.compare.parallel = bool(parallel)
+    return run_comparison_pipeline(sub, policies, missions, Path(run_dir), stop_on_failure)
+
+
+def check_environment(missions: Sequence[Any], policies: Sequence[str], run_dir: Path, device: str) -> str:
+    """The shared environment check of the orchestrated pipelines: check.json in `run_dir`; raises DAFError
+    naming every failed check. Returns the check.json path."""
+    from daf_hydra.environment_checks import daf_check_environment
+    from daf_hydra.records import write_json_atomic
+
+    check = daf_check_environment(missions=missions, policies=policies, output_dir=run_dir, device=device)
+    path = Path(run_dir) / "check.json"
+    write_json_atomic(path, check.to_dict())
+    if not check.is_healthy():
+        raise DAFError(f"environment check failed: {'; '.join(check.errors)}")
+    return str(path)
 
 
 def daf_run_comparison_pipeline(
-    policies: Sequence[Any],
-    missions: Sequence[Any],
-    episodes_per_mission: int = 10,
-    parallel_evaluation: bool = False,
+    policies: Optional[Sequence[Any]] = None,
+    missions: Optional[Sequence[Any]] = None,
+    episodes_per_mission: Optional[int] = None,
+    parallel_evaluation: Optional[bool] = None,
     *,
+    config: Optional[DAFComparisonConfig] = None,
+    resources: Optional[DAFConfig] = None,
+    stop_on_failure: bool = True,
     seed: int = 0,
     output_dir: str | Path | None = None,
     workers: int | None = None,
     device: str = "cpu",
     overrides: Sequence[str] = (),
 ) -> PipelineResult:
-    """The compare pipeline from Python (the same stages and records as the CLI). `outputs` holds `run_dir`,
-    `results` (ComparisonResults) and `report` (the HTML path) when those stages completed."""
+    """The compare pipeline from Python (the same stages and records as the CLI). Give the policies and missions
+    (and optionally episodes, parallel evaluation, workers), or `config=DAFComparisonConfig(...)` holding them.
+    `resources=DAFConfig(max_parallel_jobs=...)` caps the worker processes. `outputs` holds `run_dir`, `results`
+    (ComparisonResults) and `report` (the HTML path) when those stages completed."""
     from daf_hydra.comparison import compose_compare_config
 
+    given = {k: v for k, v in dict(policies=policies, missions=missions, episodes_per_mission=episodes_per_mission,
+                                   parallel=parallel_evaluation, workers=workers).items() if v is not None}
+    if config is not None and given:
+        raise DAFError(f"give either config= or the comparison's arguments, not both (got config and {', '.join(given)})")
+    if config is None:
+        if policies is None or missions is None:
+            raise DAFError("give the policies and missions to compare, or config=DAFComparisonConfig(...)")
+        config = DAFComparisonConfig(**{"episodes_per_mission": 10, **given})
+    resources = resources or DAFConfig()
+    resources.validate()
     cfg = compose_compare_config(
-        [f"compare.episodes_per_mission={episodes_per_mission}", f"seed={seed}", f"device={device}",
-         f"compare.parallel={str(parallel_evaluation).lower()}", f"compare.workers={workers or 'null'}",
-         *overrides],
+        [f"compare.episodes_per_mission={config.episodes_per_mission}", f"seed={seed}", f"device={device}",
+         f"compare.parallel={str(config.parallel).lower()}", f"compare.workers={config.workers or 'null'}",
+         *resource_overrides(resources), *overrides],
         output_dir,
     )
-    return run_comparison_pipeline(cfg, policies, missions, Path(cfg.output_dir))
+    return run_comparison_pipeline(cfg, list(config.policies), list(config.missions), Path(cfg.output_dir),
+                                   stop_on_failure)
+
+
+def resource_overrides(resources: DAFConfig) -> list[str]:
+    """The command line form of a DAFConfig (`resources.*`)."""
+    return [f"resources.{k}={'null' if v is None else v}" for k, v in vars(resources).items()]
 
 
 def run_compare(cfg: DictConfig, run_dir: Path) -> float | None:
@@ -123,7 +185,8 @@ def run_compare(cfg: DictConfig, run_dir: Path) -> float | None:
     """
     from daf_hydra.comparison import ALL_MISSIONS
 
-    result = run_comparison_pipeline(cfg, list(cfg.compare.policies), list(cfg.compare.missions), run_dir)
+    result = run_comparison_pipeline(cfg, list(cfg.compare.policies), list(cfg.compare.missions), run_dir,
+                                     bool(cfg.pipeline.get("stop_on_failure", True)))
     if result.status == FAILED:
         raise DAFError(f"comparison failed: {result.errors[0]}")
     results = result.outputs["results"]

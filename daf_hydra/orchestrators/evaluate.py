@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from daf_hydra import provenance
 from daf_hydra.compose import to_container
 from daf_hydra.config import validate_evaluation
-from daf_hydra.environment_checks import resolve_device
+from daf_hydra.environment_checks import apply_gpu_memory_fraction, resolve_device
 from daf_hydra.evaluation import LoadedPolicy, play, seed_everything
 from daf_hydra.missions import build_env
 from daf_hydra.policies import loading
@@ -19,8 +19,11 @@ from daf_hydra.records import RunRecorder, summarize_episodes
 
 
 def start_run(cfg: DictConfig, run_dir: Path, kind: str) -> tuple[RunRecorder, str]:
-    """Write run.json (provenance) before any work, so even a run that fails at once leaves a record."""
+    """Write run.json (provenance) before any work, so even a run that fails at once leaves a record. Every run
+    starts here, in whatever process plays it, so `resources.gpu_memory_fraction` is applied here too."""
     device = resolve_device(cfg.device)
+    resources = cfg.get("resources")
+    apply_gpu_memory_fraction(resources.get("gpu_memory_fraction") if resources is not None else None, device)
     meta = provenance.collect(to_container(cfg), int(cfg.seed), device, uuid.uuid4().hex[:12], kind)
     return RunRecorder(run_dir, meta), device
 

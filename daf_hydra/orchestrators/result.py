@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ class PipelineResult:
     """`status`: success (every stage completed), partial (some completed, some failed), failed (nothing useful).
 
     `errors` are one-line messages, one per failed stage; `outputs` maps names to what the stages produced (paths,
-    result objects)."""
+    result objects). `stages` holds one record per stage of the pipelines run by `orchestrators.stages.Stages`:
+    status (completed | failed | not_run), whether it was reused from an earlier run, its outputs, error, inputs
+    key and duration; it is what a re-run in the same directory reads back."""
 
     pipeline_name: str
     status: str
@@ -26,6 +28,7 @@ class PipelineResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     total_time_seconds: float = 0.0
     timestamp: float = field(default_factory=time.time)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def is_success(self) -> bool:
         return self.status == SUCCESS
@@ -39,9 +42,10 @@ class PipelineResult:
             "stages_completed": list(self.stages_completed),
             "stages_failed": list(self.stages_failed),
             "errors": list(self.errors),
-            "outputs": _json_value(self.outputs),
+            "outputs": json_value(self.outputs),
             "total_time_seconds": self.total_time_seconds,
             "timestamp": self.timestamp,
+            "stages": json_value(self.stages),
         }
 
     def write(self, run_dir: str | Path) -> Path:
@@ -54,13 +58,17 @@ class PipelineResult:
         return path
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """`value` as JSON values: objects with `to_dict()` as that, other dataclasses field by field, paths and
+    anything else as text."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if hasattr(value, "to_dict"):
-        return _json_value(value.to_dict())
+        return json_value(value.to_dict())
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_value(getattr(value, f.name)) for f in fields(value)}
     return str(value)

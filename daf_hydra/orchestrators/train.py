@@ -6,47 +6,54 @@
 
 A policy with nothing to train (baseline, random, noop: `policy.network()` is None) skips training and checkpoint
 and is only evaluated. Evaluation is the evaluate pipeline's own code (`evaluate_policy`, episodes.jsonl) on each
-of `training.eval_missions`, playing the final checkpoint bundle; the run returns `training.objective` (averaged
-over those missions) to Hydra. The run directory gets run.json, curve.jsonl, checkpoints/, episodes.jsonl,
+of `training.eval_missions`, playing the final checkpoint bundle. metrics.json's summary keys (mean_reward, ...)
+average over those missions, so `objective.metric` (default mean_reward) returns the mean evaluation reward
+to Hydra's sweepers. The run directory gets run.json, curve.jsonl, checkpoints/, episodes.jsonl,
 check.json, metrics.json (status, final checkpoint, evaluation) and pipeline.json (stages).
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from omegaconf import DictConfig
 
 from daf_hydra.compose import load_mission
-from daf_hydra.config import OBJECTIVES, validate_evaluation, validate_training
+from daf_hydra.config import validate_evaluation, validate_training
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import build_env
 from daf_hydra.orchestrators.evaluate import evaluate_policy, start_run
 from daf_hydra.orchestrators.result import FAILED, PARTIAL, SUCCESS, PipelineResult
 from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
 
-log = logging.getLogger(__name__)
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
+# Evaluation summary keys (records.summarize_episodes) averaged over the evaluation missions in metrics.json.
+AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate",
+            "mean_steps")
 
 
 def run_train(cfg: DictConfig, run_dir: Path) -> float:
-    """`pipeline=train` from the CLI: run the pipeline, return its objective. Ctrl-C exits with status 130
-    once the checkpoint is written (raising would print a traceback, and end a multirun just the same)."""
+    """`pipeline=train` from the CLI: run the pipeline, return the mean evaluation reward. Ctrl-C exits with
+    status 130 once the checkpoint is written (raising would print a traceback, and end a multirun just the
+    same)."""
+    from daf_hydra.distributed_training import run_distributed_train, world_size
     from daf_hydra.training import TrainingInterrupted
 
     try:
-        result = train_pipeline(cfg, run_dir)
+        # training.distributed asks for several ranks: this process is one of them (see distributed_training)
+        result = run_distributed_train(cfg, run_dir) if world_size(cfg) > 1 else train_pipeline(cfg, run_dir)
     except TrainingInterrupted as exc:
         print(f"training {exc}\ncontinue with: training.resume=true hydra.run.dir={run_dir}", file=sys.stderr)
         raise SystemExit(130) from None
-    return float(result.outputs["objective"])
+    if result is None:  # a rank > 0 of a distributed training: rank 0 evaluates and returns the objective
+        return float("nan")
+    return float(result.outputs["mean_reward"])
 
 
 def missions_of(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
@@ -58,6 +65,9 @@ def missions_of(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
 
     train_names = list(cfg.training.missions) if cfg.training.missions is not None else [cfg.mission.name]
     eval_names = list(cfg.training.eval_missions) if cfg.training.eval_missions is not None else train_names
+    for key, names in (("missions", train_names), ("eval_missions", eval_names)):
+        if not names:
+            raise DAFError(f"training.{key}=[] is invalid: list at least one mission, or null for the default")
     return [load(n) for n in train_names], [load(n) for n in eval_names]
 
 
@@ -65,8 +75,6 @@ def validate_train_run(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConf
     """Every check that needs no environment, so a mistake fails before any work (DAFError, one line).
     Returns the training and evaluation missions."""
     validate_evaluation(cfg.evaluation)
-    if cfg.training.missions is not None and not cfg.training.missions:
-        validate_training(cfg.training, 1)  # names the empty list
     missions, evals = missions_of(cfg)
     agents = {int(m.num_agents) for m in missions}
     if len(agents) > 1:
@@ -78,11 +86,15 @@ def validate_train_run(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConf
     return missions, evals
 
 
-def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResult] = None) -> PipelineResult:
+def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResult] = None,
+                   train_fn: Optional[Callable[..., Any]] = None) -> PipelineResult:
     """The pipeline the CLI and the Python API both run. `result` is filled in as stages finish, so a caller
     that passes one keeps it when this raises; the records are written either way (metrics.json,
-    pipeline.json) before an exception leaves."""
+    pipeline.json) before an exception leaves. `train_fn(cfg, missions, run_dir, recorder)` replaces
+    daf_hydra.training.train (distributed training's rank 0 trains along with the other ranks)."""
     from daf_hydra.training import TrainingInterrupted, latest_checkpoint, train
+
+    train_fn = train_fn or train
 
     begin = time.time()
     result = result or PipelineResult(PIPELINE, FAILED)
@@ -103,7 +115,7 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
         if trainable:
             recorder.truncate(EPISODES_FILE, lambda r: False)  # a resumed run evaluates afresh
             with _stage(result, "training"):
-                trained = train(cfg, missions, run_dir, recorder)
+                trained = train_fn(cfg, missions, run_dir, recorder)
             checkpoint = trained.final_checkpoint
             metrics.update(training=trained.to_dict(), final_checkpoint=str(checkpoint))
             result.outputs.update(final_checkpoint=str(checkpoint), training=trained.to_dict())
@@ -115,22 +127,18 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
             result.outputs["skipped"] = {"training": reason, "checkpoint": reason}
         with _stage(result, "evaluation"):
             evaluation = evaluate_missions(cfg, evals, checkpoint, device, recorder)
-            objective = _objective(evaluation, str(cfg.training.objective))
     except BaseException as exc:
-        interrupted = isinstance(exc, TrainingInterrupted)
-        if interrupted:
+        if isinstance(exc, TrainingInterrupted):
             metrics["final_checkpoint"] = str(exc.checkpoint)
             result.outputs["final_checkpoint"] = str(exc.checkpoint)
         result.status = PARTIAL if "checkpoint" in result.stages_completed else FAILED
         result.total_time_seconds = time.time() - begin
         recorder.fail(exc, metrics)
         result.write(run_dir)
-        if not isinstance(exc, (DAFError, KeyboardInterrupt)):
-            log.error("train pipeline failed in %s", result.stages_failed[-1:] or "setup", exc_info=exc)
         raise
-    metrics.update(_summary(cfg, evaluation), evaluation=evaluation, objective_name=str(cfg.training.objective),
-                   objective=objective)
-    result.outputs.update(evaluation=evaluation, objective=objective)
+    summary = _summary(cfg, evaluation)
+    metrics.update(summary, evaluation=evaluation, objective=summary["mean_reward"])  # as the evaluate pipeline's
+    result.outputs.update(evaluation=evaluation, mean_reward=summary["mean_reward"])
     result.status = SUCCESS
     result.total_time_seconds = time.time() - begin
     recorder.complete(metrics)
@@ -205,23 +213,15 @@ def evaluate_missions(cfg: DictConfig, missions: list[DictConfig], checkpoint: O
     return out
 
 
-def _objective(evaluation: dict[str, dict[str, Any]], key: str) -> float:
-    values = [s.get(key) for s in evaluation.values()]
-    if any(v is None for v in values):
-        raise DAFError(f"training.objective={key!r} is undefined for missions {list(evaluation)} (cogames missions "
-                       f"have no success threshold): use one of {', '.join(k for k in OBJECTIVES if k != key)}")
-    return float(sum(values) / len(values))
-
-
 def _summary(cfg: DictConfig, evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Top-level metrics shaped like the evaluate pipeline's, so every reader of runs reads train runs too: with
-    one evaluation mission, its summary; with several, `mission` names them all (a+b), each objective is
+    one evaluation mission, its summary; with several, `mission` names them all (a+b), each summary key is
     averaged over them and episodes are summed."""
     if len(evaluation) == 1:
         return dict(next(iter(evaluation.values())))
     out: dict[str, Any] = {"policy": cfg.policy.name, "mission": "+".join(evaluation), "seed": int(cfg.seed),
                            "episodes": sum(s["episodes"] for s in evaluation.values())}
-    for key in OBJECTIVES:
+    for key in AVERAGED:
         values = [s.get(key) for s in evaluation.values()]
         out[key] = None if any(v is None for v in values) else float(sum(values) / len(values))
     return out
@@ -235,4 +235,6 @@ def _report(cfg: DictConfig, metrics: dict[str, Any], run_dir: Path) -> None:
     for mission, s in metrics["evaluation"].items():
         print(f"{cfg.policy.name} on {mission}: mean reward {s['mean_reward']:.2f} +- {s['stderr_reward']:.2f} "
               f"(s.e.) over {s['episodes']} episodes")
-    print(f"objective {metrics['objective_name']} = {metrics['objective']:.4f} -> {run_dir}")
+    if len(metrics["evaluation"]) > 1:
+        print(f"{cfg.policy.name} on {metrics['mission']}: mean reward {metrics['mean_reward']:.2f} (mission average)")
+    print(f"-> {run_dir}")

@@ -4,7 +4,7 @@
     result = daf_run_training_pipeline(policy_class_path="daf_lstm", missions=["training_facility_1"],
                                        num_training_steps=200_000, eval_missions=["training_facility_1"],
                                        eval_episodes=10)
-    result.is_success(), result.outputs["final_checkpoint"], result.outputs["objective"]
+    result.is_success(), result.outputs["final_checkpoint"], result.outputs["mean_reward"]
 
     daf_run_training_pipeline(config=DAFTrainingConfig(missions=["training_facility_2"], overrides=["lr=3e-4"]))
 
@@ -70,8 +70,8 @@ def daf_run_training_pipeline(
     try:
         train_pipeline(cfg, Path(cfg.output_dir), result)
     except Exception as exc:  # recorded in result.errors, metrics.json and pipeline.json: the API reports it
-        if not isinstance(exc, DAFError):
-            log.debug("training pipeline failed", exc_info=exc)
+        if not isinstance(exc, DAFError):  # a bug or an environment failure: keep its traceback in the log
+            log.error("training pipeline failed in %s", ", ".join(result.stages_failed) or "setup", exc_info=exc)
     return result
 
 

@@ -26,6 +26,8 @@ from mettagrid.policy.policy import AgentPolicy, MultiAgentPolicy
 from mettagrid.policy.policy_env_interface import PolicyEnvInterface
 from mettagrid.simulator import Action, AgentObservation
 
+from daf_hydra.errors import DAFError
+
 EMPTY = 0xFF  # location byte of an unused token slot
 GLOBAL = 0xFE  # location byte of a token that describes the agent's situation, not a cell
 
@@ -124,7 +126,9 @@ class TokenNet(nn.Module):
         self.action_head = _layer_init(nn.Linear(hidden_size, len(pei.action_names)), std=0.01)
         self.value_head = _layer_init(nn.Linear(hidden_size, 1), std=1.0)
 
-    def forward_eval(self, observations: torch.Tensor, state: Optional[dict[str, Any]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_eval(
+        self, observations: torch.Tensor, state: Optional[dict[str, Any]] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(observations)
         if self.lstm is not None:
             h, c = (state or {}).get("lstm_h"), (state or {}).get("lstm_c")
@@ -136,7 +140,9 @@ class TokenNet(nn.Module):
                 state["lstm_h"], state["lstm_c"] = h.reshape(shape), c.reshape(shape)
         return self.action_head(hidden), self.value_head(hidden)
 
-    def forward(self, observations: torch.Tensor, state: Optional[dict[str, Any]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, observations: torch.Tensor, state: Optional[dict[str, Any]] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.lstm is None or observations.dim() < 4:
             return self.forward_eval(observations, None)
         segments, horizon = observations.shape[:2]
@@ -185,17 +191,17 @@ class TokenPolicy(MultiAgentPolicy):
         hidden_size: int = 64,
         feature_names: Optional[list[str]] = None,
         tag_names: Optional[list[str]] = None,
-        **kwargs: Any,
     ):
         """`feature_names`/`tag_names`: the observation vocabulary the network reads (default: this mission's);
         a checkpoint carries the one it was trained with (`bundle_kwargs`)."""
         super().__init__(policy_env_info, device=device)
         if int(hidden_size) < 1:
-            raise ValueError(f"hidden_size={hidden_size} is invalid: it must be >= 1")
+            raise DAFError(f"policy.kwargs.hidden_size={hidden_size} is invalid: it must be a whole number >= 1")
         self.device = torch.device(device)
+        features = sorted(policy_env_info.obs_features, key=lambda f: f.id)
         self._kwargs = {
             "hidden_size": int(hidden_size),
-            "feature_names": list(feature_names or [f.name for f in sorted(policy_env_info.obs_features, key=lambda f: f.id)]),
+            "feature_names": list(feature_names or [f.name for f in features]),
             "tag_names": list(tag_names or policy_env_info.tags),
         }
         self._net = TokenNet(policy_env_info, int(hidden_size), self.recurrent, self._kwargs["feature_names"],
@@ -224,7 +230,7 @@ class TokenPolicy(MultiAgentPolicy):
 
 
 class TokenLSTMPolicy(TokenPolicy):
-    """Token encoder + LSTM (`hidden_size`): the default trainable policy of daf_hydra."""
+    """Token encoder + LSTM (`hidden_size`): the trainable policy daf_hydra's training defaults are tuned on."""
 
     short_names = ["daf_lstm"]
     recurrent = True

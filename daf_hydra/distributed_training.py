@@ -1,0 +1,498 @@
+"""Distributed (data-parallel) training: one training over `nodes x tasks_per_node` ranks.
+
+    python -m daf_hydra.run pipeline=train policy=lstm training.distributed.tasks_per_node=2          # local ranks
+    python -m daf_hydra.run -m pipeline=train policy=lstm training.distributed.nodes=2 \\
+        training.distributed.tasks_per_node=1 hydra/launcher=slurm                                    # one SLURM job
+
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+    job = daf_launch_distributed_training(policy_class_path="lstm", mission_name="training_facility_1",
+                                          num_machines=2, steps_per_machine=200_000)
+    job.status(); job.monitor_memory(threshold_gb=8, cancel=True); checkpoint = job.wait_for_completion()
+
+Every rank steps its own environments (seeded per rank) and trains `training.total_steps` agent steps with the
+same PuffeRL loop as a single process (daf_hydra.training.train); the network is wrapped in
+DistributedDataParallel, which broadcasts rank 0's initial weights and averages gradients in every backward
+pass, so all ranks hold the same weights throughout (checked at the end: the ranks' weight digests must agree).
+Rank 0 runs the whole train pipeline (environment check, records, checkpoints, evaluation); ranks > 0 only train
+and write nothing but a small memory file (`.distributed/rank_<r>.json`, read by `monitor_memory`). metrics.json's
+`training` holds every rank's steps and throughput and their sums (`ranks`, `total_agent_steps`, `total_sps`).
+
+Where the ranks come from:
+- inside a SLURM job of `nodes x tasks_per_node` tasks (`hydra/launcher=slurm` takes its nodes and tasks from
+  `training.distributed`; `backend="slurm"` here): every task runs the pipeline function, submitit's
+  `TorchDistributedEnvironment` gives its rank and the master address. Hydra's launcher returns rank 0's result;
+  ranks > 0 write no `.hydra/` files and log to their own submitit output (daf_hydra.launchers);
+- anywhere else (nodes must be 1): the run is rank 0 and starts ranks 1.. as local processes on a free port.
+
+Process groups: gloo on CPUs, nccl on CUDA (`training.distributed.backend=auto`). The nccl branch (set the device
+to the local rank, pass it to DDP) cannot run on these CPU-only machines and is untested here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from daf_hydra.errors import DAFError
+from daf_hydra.records import METRICS_FILE, record_outside_failure
+from daf_hydra.training import TrainingResult
+
+log = logging.getLogger(__name__)
+
+RANKS_DIR = ".distributed"  # per-rank memory files (hidden: not run records)
+MEMORY_EVERY_S = 2.0
+BACKENDS = ("slurm", "local")
+SLURM_ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
+SLURM_SETTLE_S = 30.0
+
+
+def world_size(cfg: DictConfig) -> int:
+    d = cfg.training.distributed
+    return int(d.nodes) * int(d.tasks_per_node)
+
+
+@dataclass
+class DistributedTrainingResult(TrainingResult):
+    """Rank 0's TrainingResult plus what every rank did: `agent_steps`/`sps` above are rank 0's own."""
+
+    world_size: int
+    backend: str
+    ranks: list[dict[str, Any]]  # per rank: rank, host, pid, agent_steps, updates, wall_time_s, sps, weights_digest
+    total_agent_steps: int  # sum over ranks
+    total_sps: float  # total_agent_steps / the slowest rank's wall time
+
+
+def run_distributed_train(cfg: DictConfig, run_dir: Path) -> Any:
+    """The train pipeline over `training.distributed`'s ranks, from whichever process this is: a SLURM task of
+    a job with as many tasks (its rank), or a plain process (rank 0, which starts the others). Returns rank 0's
+    PipelineResult, None on other ranks."""
+    from daf_hydra.orchestrators.train import validate_train_run
+
+    world = world_size(cfg)
+    nodes = int(cfg.training.distributed.nodes)
+    _refuse_single_run_on_slurm_launcher(world)
+    validate_train_run(cfg)  # a mistake fails here, on every rank alike, before any rank waits for another
+    tasks = os.environ.get("SLURM_NTASKS") if "SLURM_PROCID" in os.environ else None
+    if tasks is not None and int(tasks) == world:
+        import submitit
+
+        env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return run_rank(cfg, run_dir, env.rank, world, env.local_rank, "env://")
+    if tasks is not None and int(tasks) != 1:
+        raise DAFError(f"this SLURM job step has {tasks} tasks but training.distributed asks for {world} ranks "
+                       f"(nodes={nodes} x tasks_per_node={cfg.training.distributed.tasks_per_node}): launch it with "
+                       "hydra/launcher=slurm, which sizes the job from training.distributed")
+    if nodes > 1:
+        raise DAFError(f"training.distributed.nodes={nodes} needs a SLURM job of {nodes} nodes: run with "
+                       "-m hydra/launcher=slurm (or daf_launch_distributed_training(backend='slurm')); "
+                       "without SLURM only nodes=1 (several processes on this machine) is possible")
+    return _run_local(cfg, run_dir, world)
+
+
+def _refuse_single_run_on_slurm_launcher(world: int) -> None:
+    """`hydra/launcher=slurm` without `-m` would silently train on this machine: Hydra launchers run multiruns only."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    if hc.mode == RunMode.RUN and hc.runtime.choices.get("hydra/launcher") == "slurm":
+        raise DAFError(f"hydra/launcher=slurm only launches multiruns: add -m to run the {world} ranks as one "
+                       "SLURM job (without it they would run as local processes)")
+
+
+def _run_local(cfg: DictConfig, run_dir: Path, world: int) -> Any:
+    """This process is rank 0; ranks 1.. are spawned processes on this machine (127.0.0.1, a free port). They are
+    ended here if rank 0 fails, and rank 0 fails if one of them does."""
+    container = OmegaConf.to_container(cfg, resolve=True)  # `${hydra:...}` resolves only in this process
+    port = _free_port()
+    ctx = multiprocessing.get_context("spawn")  # fork would copy rank 0's threads and torch state
+    children = [ctx.Process(target=_local_rank_main, args=(container, str(run_dir), rank, world, port),
+                            name=f"daf-rank-{rank}") for rank in range(1, world)]
+    for child in children:
+        child.start()
+    try:
+        result = run_rank(cfg, run_dir, 0, world, 0, f"tcp://127.0.0.1:{port}")
+        for child in children:
+            child.join(timeout=float(cfg.training.distributed.timeout_s))
+            if child.exitcode != 0:
+                raise RuntimeError(f"rank {child.name.rsplit('-', 1)[1]} (pid {child.pid}) ended with exit code "
+                                   f"{child.exitcode} after rank 0 finished")
+        return result
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+                child.join(timeout=10)
+
+
+def _local_rank_main(container: dict[str, Any], run_dir: str, rank: int, world: int, port: int) -> None:
+    """A spawned local rank > 0 (module-level: spawn pickles it by name)."""
+    run_rank(OmegaConf.create(container), Path(run_dir), rank, world, 0, f"tcp://127.0.0.1:{port}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def resolve_backend(cfg: DictConfig) -> str:
+    backend = str(cfg.training.distributed.backend)
+    if backend != "auto":
+        return backend
+    from daf_hydra.environment_checks import resolve_device
+
+    return "nccl" if resolve_device(cfg.training.device).startswith("cuda") else "gloo"
+
+
+def run_rank(cfg: DictConfig, run_dir: Path, rank: int, world: int, local_rank: int, init_method: str) -> Any:
+    """Join the process group, then rank 0 runs the train pipeline and the others train along. Returns rank 0's
+    PipelineResult, None on other ranks."""
+    import torch
+    import torch.distributed as dist
+
+    backend = resolve_backend(cfg)
+    if backend == "nccl":  # untested here (no GPU): one device per local rank, before any CUDA allocation
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world,
+                            timeout=timedelta(seconds=float(cfg.training.distributed.timeout_s)))
+    memory = _MemoryReporter(run_dir, rank)
+    try:
+        wrap = _ddp_wrapper(backend, local_rank)
+        if rank == 0:
+            return _lead(cfg, run_dir, world, backend, wrap)
+        _follow(cfg, run_dir, rank, world, backend, wrap)
+        return None
+    finally:
+        memory.stop()
+        dist.destroy_process_group()
+
+
+def _ddp_wrapper(backend: str, local_rank: int) -> Callable[[Any], Any]:
+    def wrap(network: Any) -> Any:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(network, device_ids=[local_rank] if backend == "nccl" else None)
+        ddp.forward_eval = network.forward_eval  # PuffeRL's rollout calls it directly: no gradients, no sync
+        if hasattr(network, "hidden_size"):
+            ddp.hidden_size = network.hidden_size  # PuffeRL sizes its LSTM state from it
+        return ddp
+
+    return wrap
+
+
+def _announce(message: Optional[str]) -> Optional[str]:
+    """Rank 0 tells the others whether to train (None) or stop (why); every rank gets the message back."""
+    import torch.distributed as dist
+
+    box = [message]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _lead(cfg: DictConfig, run_dir: Path, world: int, backend: str, wrap: Callable[[Any], Any]) -> Any:
+    """Rank 0: the train pipeline, whose training stage starts the other ranks and gathers what they did."""
+    from daf_hydra.orchestrators.train import train_pipeline
+    from daf_hydra.training import train
+
+    started = False
+
+    def train_all(cfg: DictConfig, missions: Sequence[Any], run_dir: Path, recorder: Any) -> TrainingResult:
+        nonlocal started
+        started = True
+        _announce(None)
+        mine = train(cfg, missions, run_dir, recorder, rank=0, world_size=world, wrap_network=wrap)
+        return _gather(mine, world, backend)
+
+    try:
+        result = train_pipeline(cfg, run_dir, train_fn=train_all)
+    except BaseException as exc:
+        if not started:  # the others wait at the announcement: tell them rank 0 stopped before training
+            _announce(f"rank 0 stopped before training ({type(exc).__name__}: {exc})")
+        raise
+    if not started:
+        _announce("rank 0 had nothing to train")
+    return result
+
+
+def _follow(cfg: DictConfig, run_dir: Path, rank: int, world: int, backend: str, wrap: Callable[[Any], Any]) -> None:
+    """Ranks > 0: wait for rank 0's environment check, train along (no records, no checkpoints), report."""
+    from daf_hydra.orchestrators.train import missions_of
+    from daf_hydra.training import train
+
+    stop = _announce(None)
+    if stop is not None:  # rank 0 records its own failure; this rank ends quietly so rank 0's error is the job's
+        print(f"rank {rank}: {stop}", file=sys.stderr)
+        return
+    log.info("rank %d of %d: training along rank 0", rank, world)
+    missions, _ = missions_of(cfg)
+    mine = train(cfg, missions, run_dir, None, rank=rank, world_size=world, wrap_network=wrap)
+    _gather(mine, world, backend)
+
+
+def _gather(mine: TrainingResult, world: int, backend: str) -> DistributedTrainingResult:
+    """Every rank's steps and throughput, collected on every rank; fails if the ranks' weights differ (gradient
+    averaging did not happen)."""
+    import torch.distributed as dist
+
+    own = {"rank": dist.get_rank(), "host": socket.gethostname(), "pid": os.getpid(),
+           **{k: v for k, v in mine.to_dict().items() if k not in ("final_checkpoint", "resumed_from")}}
+    ranks: list[Any] = [None] * world
+    dist.all_gather_object(ranks, own)
+    digests = {r["weights_digest"] for r in ranks}
+    if len(digests) != 1:
+        raise RuntimeError(f"the ranks ended with different weights ({sorted(digests)}): gradients were not "
+                           "averaged across ranks")
+    total = sum(int(r["agent_steps"]) for r in ranks)
+    slowest = max(float(r["wall_time_s"]) for r in ranks)
+    return DistributedTrainingResult(
+        **{k: getattr(mine, k) for k in TrainingResult.__dataclass_fields__},
+        world_size=world, backend=backend, ranks=ranks, total_agent_steps=total,
+        total_sps=total / slowest if slowest > 0 else 0.0,
+    )
+
+
+class _MemoryReporter:
+    """Writes this rank's resident memory to `<run_dir>/.distributed/rank_<r>.json` every MEMORY_EVERY_S seconds
+    (a daemon thread): a file works for ranks on other nodes of a shared filesystem as well as locally."""
+
+    def __init__(self, run_dir: Path, rank: int):
+        import psutil
+
+        self.path = Path(run_dir) / RANKS_DIR / f"rank_{rank}.json"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rank, self.process = rank, psutil.Process()
+        self._stop = threading.Event()
+        self.write()
+        self._thread = threading.Thread(target=self._run, name=f"daf-memory-rank-{rank}", daemon=True)
+        self._thread.start()
+
+    def write(self) -> None:
+        record = {"rank": self.rank, "host": socket.gethostname(), "pid": os.getpid(),
+                  "rss_gb": self.process.memory_info().rss / 2**30, "time": time.time()}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(MEMORY_EVERY_S):
+            self.write()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def read_memory(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """The latest memory report of every rank that has written one."""
+    out = {}
+    for path in sorted((Path(run_dir) / RANKS_DIR).glob("rank_*.json")):
+        record = json.loads(path.read_text())
+        out[int(record["rank"])] = record
+    return out
+
+
+# --- the Python API ---------------------------------------------------------------------------------------------
+
+
+def daf_launch_distributed_training(
+    policy_class_path: str = "lstm",
+    mission_name: str = "training_facility_1",
+    num_machines: int = 1,
+    steps_per_machine: int = 50_000,
+    *,
+    tasks_per_machine: int = 1,
+    backend: str = "slurm",
+    output_dir: Optional[str | Path] = None,
+    seed: int = 0,
+    device: str = "auto",
+    eval_episodes: Optional[int] = None,
+    overrides: Sequence[str] = (),
+    partition: str = "debug",
+    timeout_min: int = 60,
+    cpus_per_task: int = 1,
+    mem_gb: float = 4,
+    slurm_parameters: Optional[dict[str, Any]] = None,
+) -> "DistributedTrainingJob":
+    """Start one training over `num_machines x tasks_per_machine` ranks and return its handle at once.
+
+    Each machine trains `steps_per_machine` agent steps, split evenly over its tasks. backend="slurm": one SLURM
+    job (submitit, nodes=num_machines, tasks_per_node=tasks_per_machine; `slurm_parameters` adds submitit's
+    `slurm_*` settings); backend="local": processes on this machine (num_machines must be 1). The config is
+    composed from the same overrides the CLI takes and validated before anything starts (DAFError)."""
+    from daf_hydra.compose import api_output_dir, compose_config
+    from daf_hydra.config import DAFTrainingConfig
+    from daf_hydra.orchestrators.train import validate_train_run
+    from daf_hydra.orchestrators.training import training_overrides
+
+    if backend not in BACKENDS:
+        raise DAFError(f"backend={backend!r} is invalid: valid backends are {', '.join(BACKENDS)}")
+    for key, value in (("num_machines", num_machines), ("tasks_per_machine", tasks_per_machine),
+                       ("steps_per_machine", steps_per_machine)):
+        if value < 1:
+            raise DAFError(f"{key}={value} is invalid: it must be a whole number >= 1")
+    if backend == "local" and num_machines != 1:
+        raise DAFError(f"num_machines={num_machines} needs backend='slurm': backend='local' runs on this machine only")
+    run_dir = api_output_dir(output_dir).resolve()
+    spec = DAFTrainingConfig(
+        policy_class_path=policy_class_path, missions=[mission_name], seed=seed, device=device,
+        num_training_steps=-(-steps_per_machine // tasks_per_machine), eval_episodes=eval_episodes,
+        output_dir=str(run_dir),
+        overrides=[f"training.distributed.nodes={num_machines}",
+                   f"training.distributed.tasks_per_node={tasks_per_machine}", *overrides],
+    )
+    spec.validate()
+    args = training_overrides(spec)
+    cfg = compose_config(args, output_dir=run_dir)
+    validate_train_run(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if backend == "local":
+        return DistributedTrainingJob.start_local(args, run_dir)
+    return DistributedTrainingJob.submit_slurm(cfg, run_dir, dict(
+        slurm_partition=partition, timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
+        nodes=num_machines, tasks_per_node=tasks_per_machine, name="daf_distributed_training",
+        **(slurm_parameters or {}),
+    ))
+
+
+def _slurm_task(container: dict[str, Any], run_dir: str) -> Optional[str]:
+    """What every task of the API's SLURM job runs: the CLI's rank function. Rank 0 returns the final checkpoint."""
+    result = run_distributed_train(OmegaConf.create(container), Path(run_dir))
+    return None if result is None else str(result.outputs["final_checkpoint"])
+
+
+class DistributedTrainingJob:
+    """A running distributed training: its status, cancellation, memory and final checkpoint."""
+
+    def __init__(self, run_dir: Path, backend: str, *, job: Any = None, process: Optional[subprocess.Popen] = None):
+        self.run_dir, self.backend = Path(run_dir), backend
+        self._job, self._process = job, process
+        self._cancelled = False
+
+    @classmethod
+    def submit_slurm(cls, cfg: DictConfig, run_dir: Path, parameters: dict[str, Any]) -> "DistributedTrainingJob":
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=run_dir / ".submitit" / "%j", cluster="slurm")
+        executor.update_parameters(**parameters)
+        job = executor.submit(_slurm_task, OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+        log.info("distributed training: SLURM job %s, run directory %s", job.job_id, run_dir)
+        return cls(run_dir, "slurm", job=job)
+
+    @classmethod
+    def start_local(cls, args: Sequence[str], run_dir: Path) -> "DistributedTrainingJob":
+        """The CLI itself in a new session (so `cancel` can end all its ranks by their process group)."""
+        out = run_dir / RANKS_DIR / "launcher.log"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w") as f:
+            process = subprocess.Popen([sys.executable, "-m", "daf_hydra.run", *args, f"hydra.run.dir={run_dir}"],
+                                       stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        return cls(run_dir, "local", process=process)
+
+    @property
+    def job_id(self) -> str:
+        """The SLURM job id, or the local launcher's process id."""
+        return str(self._job.job_id) if self._job is not None else str(self._process.pid)
+
+    def status(self) -> str:
+        """SLURM's state names: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ... (local runs: RUNNING,
+        COMPLETED, FAILED, CANCELLED)."""
+        if self._job is not None:  # asks sacct now: submitit's cached state lags by up to a minute
+            return str(self._job.watcher.get_state(self._job.job_id, mode="force")).split()[0]  # "CANCELLED by 0"
+        code = self._process.poll()
+        if code is None:
+            return "RUNNING"
+        return "COMPLETED" if code == 0 else "CANCELLED" if self._cancelled else "FAILED"
+
+    def done(self) -> bool:
+        return self._job.done() if self._job is not None else self._process.poll() is not None
+
+    def cancel(self) -> None:
+        """End every rank now (scancel, or SIGTERM to the local process group). Only periodic checkpoints survive;
+        metrics.json records the run as failed (here for local runs, which are gone at once; by
+        `wait_for_completion` for SLURM jobs, once SLURM has ended them)."""
+        self._cancelled = True
+        if self._job is not None:
+            self._job.cancel(check=True)
+            return
+        if self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)  # the session started for this run: all its ranks
+        self._process.wait(timeout=30)
+        record_outside_failure(self.run_dir, f"distributed training {self.job_id} CANCELLED")
+
+    def wait_for_completion(self, timeout_s: Optional[float] = None, poll_s: float = 1.0) -> Path:
+        """Block until the run ends; return rank 0's final checkpoint, or raise DAFError saying why there is none."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.done():
+            if deadline is not None and time.monotonic() > deadline:
+                raise DAFError(f"distributed training {self.job_id} still {self.status()} after {timeout_s:g} s "
+                               f"(run directory {self.run_dir})")
+            time.sleep(poll_s)
+        if self._job is not None:
+            # the results are written before the tasks exit: wait (briefly) until SLURM, too, says the job ended
+            settle = time.monotonic() + SLURM_SETTLE_S
+            while self.status() in SLURM_ACTIVE and time.monotonic() < settle:
+                time.sleep(poll_s)
+            return self._slurm_checkpoint()
+        return self._local_checkpoint()
+
+    def _slurm_checkpoint(self) -> Path:
+        import submitit
+
+        try:
+            checkpoint = self._job.task(0).result()
+        except submitit.core.utils.UncompletedJobError as exc:
+            state = self.status()
+            reason = self._recorded_error() or str(exc).strip().splitlines()[-1]
+            if state not in ("COMPLETED", "FAILED"):  # cancelled, timed out, out of memory: no record of its own
+                record_outside_failure(self.run_dir, f"SLURM job {self.job_id} {state}")
+            raise DAFError(f"distributed training (SLURM job {self.job_id}) {state}: {reason} "
+                           f"(run directory {self.run_dir})") from None
+        return Path(checkpoint)
+
+    def _local_checkpoint(self) -> Path:
+        code = self._process.returncode
+        if code != 0:
+            if self._cancelled:
+                raise DAFError(f"distributed training {self.job_id} was cancelled (run directory {self.run_dir})")
+            log_file = self.run_dir / RANKS_DIR / "launcher.log"
+            tail = log_file.read_text().strip().splitlines()[-1:] if log_file.is_file() else []
+            record_outside_failure(self.run_dir, f"distributed training {self.job_id} exited with code {code}")
+            reason = self._recorded_error() or (tail[0] if tail else f"exit code {code}")
+            raise DAFError(f"distributed training {self.job_id} failed: {reason} (log {log_file})")
+        return Path(json.loads((self.run_dir / METRICS_FILE).read_text())["final_checkpoint"])
+
+    def _recorded_error(self) -> Optional[str]:
+        path = self.run_dir / METRICS_FILE
+        return json.loads(path.read_text()).get("error") if path.is_file() else None
+
+    def monitor_memory(self, threshold_gb: float, cancel: bool = False) -> dict[int, float]:
+        """Every rank's latest resident memory (GB, from the files the ranks write every few seconds); warns when
+        one exceeds `threshold_gb` and, with cancel=True, cancels the job. Call it periodically while the job runs."""
+        readings = {rank: float(r["rss_gb"]) for rank, r in read_memory(self.run_dir).items()}
+        over = {rank: gb for rank, gb in readings.items() if gb > threshold_gb}
+        if over:
+            listed = ", ".join(f"rank {rank}: {gb:.2f} GB" for rank, gb in sorted(over.items()))
+            action = "cancelling it" if cancel else "pass cancel=True to cancel it"
+            warnings.warn(f"distributed training {self.job_id} is over {threshold_gb:g} GB ({listed}): {action}",
+                          ResourceWarning, stacklevel=2)
+            if cancel and not self.done():
+                self.cancel()
+        return readings

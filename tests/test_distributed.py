@@ -1,0 +1,175 @@
+"""Distributed training (daf_hydra.distributed_training): 2 ranks on gloo, as local processes and as one SLURM job
+of 2 tasks on the real single-node cluster (scripts/slurm-dev-cluster). The nccl (GPU) branch cannot run on these
+CPU-only machines and is not tested here.
+
+What every run must show: both ranks end with identical weights (and the checkpoint holds them), and the ranks'
+steps add up to the recorded total."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, read_json
+
+# 4 agents x 4 envs x bptt 16 = 256 agent steps per update: 16 updates per rank
+TINY = ["pipeline=train", "policy=lstm", "training.total_steps=4096", "training.num_envs=4",
+        "training.minibatch_size=256", "evaluation.episodes=2", "mission.max_steps=100"]
+STEPS = 4096
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
+         "hydra.launcher.timeout_min=10"]
+SLURM_PARAMETERS = dict(partition="debug", cpus_per_task=1, mem_gb=1, timeout_min=10)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    r = subprocess.run([str(ROOT / "scripts" / "slurm-dev-cluster"), "start"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture
+def slurm_jobs():
+    """Job ids a test started; any still queued or running at the end is cancelled."""
+    ids: list[str] = []
+    yield ids
+    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    for job_id in ids:
+        if job_id in queued:
+            subprocess.run(["scancel", job_id], check=True)
+
+
+def assert_one_training_over_two_ranks(run_dir: Path) -> dict:
+    """metrics.json of a completed 2-rank run: identical weights everywhere, steps adding up. Returns `training`."""
+    import torch
+
+    from daf_hydra.training import weights_digest
+
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "completed", metrics.get("error")
+    t = metrics["training"]
+    assert t["world_size"] == 2 and t["backend"] == "gloo"
+    assert [r["rank"] for r in t["ranks"]] == [0, 1]
+    assert len({r["pid"] for r in t["ranks"]}) == 2
+    assert sum(r["agent_steps"] for r in t["ranks"]) == t["total_agent_steps"] == 2 * STEPS
+    assert t["total_sps"] > max(r["sps"] for r in t["ranks"])
+    weights = torch.load(Path(metrics["final_checkpoint"]) / "weights.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in weights)  # saved from the network, not the DDP wrapper
+    assert {r["weights_digest"] for r in t["ranks"]} == {weights_digest(weights)}
+    assert sorted(p.name for p in (run_dir / ".distributed").glob("rank_*.json")) == ["rank_0.json", "rank_1.json"]
+    return t
+
+
+@pytest.mark.slow
+def test_two_local_processes_train_one_policy(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    r = cli(*TINY, "training.distributed.tasks_per_node=2", f"hydra.run.dir={run_dir}")
+    assert r.returncode == 0, r.stderr
+    t = assert_one_training_over_two_ranks(run_dir)
+    assert len({r["host"] for r in t["ranks"]}) == 1
+    curve = (run_dir / "curve.jsonl").read_text().splitlines()
+    assert len(curve) == STEPS // 256  # rank 0 alone records
+
+
+def test_configs_that_cannot_run_fail_before_any_work(cli):
+    r = cli(*TINY, "training.distributed.nodes=2")
+    assert r.returncode == 2 and "needs a SLURM job of 2 nodes" in r.stderr
+    r = cli(*TINY, *SLURM, "training.distributed.tasks_per_node=2")  # a launcher without -m
+    assert r.returncode == 2 and "add -m" in r.stderr
+    r = cli(*TINY, "training.distributed.backend=mpi")
+    assert r.returncode == 2 and "training.distributed.backend='mpi' is invalid" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_one_slurm_job_of_two_tasks_trains_one_policy(cli, tmp_path, cluster, slurm_jobs):
+    sweep = tmp_path / "sweep"
+    proc = cli("-m", *TINY, *SLURM, "training.distributed.tasks_per_node=2", f"hydra.sweep.dir={sweep}",
+               timeout=300)
+    slurm_jobs += [p.name for p in (sweep / ".submitit").iterdir() if p.is_dir()]
+    assert proc.returncode == 0, proc.stderr
+    assert len(slurm_jobs) == 1
+    t = assert_one_training_over_two_ranks(sweep / "0")
+    assert read_json(sweep / "0" / "run.json")["slurm_job_id"] == slurm_jobs[0]
+    job = sweep / ".submitit" / slurm_jobs[0]
+    assert {f"{slurm_jobs[0]}_{task}_result.pkl" for task in (0, 1)} <= {p.name for p in job.iterdir()}
+    # rank 1 wrote none of Hydra's files: it logged to its own task output, not to the run's run.log
+    assert "rank 1 of 2: training along rank 0" in (job / f"{slurm_jobs[0]}_1_log.out").read_text()
+    assert "rank 1 of 2" not in (sweep / "0" / "run.log").read_text()
+    assert (sweep / "0" / ".hydra" / "overrides.yaml").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_the_api_runs_a_slurm_job_reports_status_and_memory(tmp_path, cluster, slurm_jobs):
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+
+    job = daf_launch_distributed_training(
+        policy_class_path="lstm", mission_name="training_facility_1", num_machines=1, tasks_per_machine=2,
+        steps_per_machine=2 * STEPS, output_dir=tmp_path / "run", eval_episodes=2,
+        overrides=TINY[3:5] + ["mission.max_steps=100"], **SLURM_PARAMETERS)
+    slurm_jobs.append(job.job_id)
+    assert job.status() in ("PENDING", "RUNNING", "UNKNOWN")
+    readings = _memory_readings(job)
+    assert set(readings) == {0, 1} and all(0.05 < gb < 8 for gb in readings.values())
+    checkpoint = job.wait_for_completion(timeout_s=240)
+    assert checkpoint == Path(read_json(tmp_path / "run" / "metrics.json")["final_checkpoint"])
+    assert_one_training_over_two_ranks(tmp_path / "run")
+    assert job.status() == "COMPLETED"
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_a_cancelled_slurm_job_ends_and_says_so(tmp_path, cluster, slurm_jobs):
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+    from daf_hydra.errors import DAFError
+
+    job = daf_launch_distributed_training(
+        policy_class_path="lstm", num_machines=1, tasks_per_machine=2, steps_per_machine=10_000_000,
+        output_dir=tmp_path / "run", overrides=TINY[3:5], **SLURM_PARAMETERS)
+    slurm_jobs.append(job.job_id)
+    _memory_readings(job)  # both ranks are up
+    job.cancel()
+    with pytest.raises(DAFError, match="CANCELLED"):
+        job.wait_for_completion(timeout_s=120)
+    assert job.status() == "CANCELLED"
+    assert job.job_id not in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["status"] == "failed" and "CANCELLED" in metrics["error"]
+
+
+@pytest.mark.slow
+def test_monitor_memory_cancels_a_local_run_over_its_threshold(tmp_path):
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+    from daf_hydra.errors import DAFError
+
+    job = daf_launch_distributed_training(
+        policy_class_path="lstm", num_machines=1, tasks_per_machine=2, steps_per_machine=10_000_000,
+        backend="local", output_dir=tmp_path / "run", overrides=TINY[3:5])
+    try:
+        assert job.status() == "RUNNING"
+        _memory_readings(job)
+        with pytest.warns(ResourceWarning, match="over 0.001 GB"):
+            readings = job.monitor_memory(threshold_gb=0.001, cancel=True)
+        assert set(readings) == {0, 1}
+        assert job.status() == "CANCELLED"
+        with pytest.raises(DAFError, match="cancelled"):
+            job.wait_for_completion(timeout_s=30)
+        assert read_json(tmp_path / "run" / "metrics.json")["status"] == "failed"
+    finally:
+        if not job.done():
+            job.cancel()
+
+
+def _memory_readings(job, timeout_s: float = 120) -> dict[int, float]:
+    """monitor_memory once both ranks have reported (it reads what they write every few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        readings = job.monitor_memory(threshold_gb=64)
+        if len(readings) == 2:
+            return readings
+        assert not job.done(), f"the job ended before both ranks reported: {job.status()}"
+        time.sleep(0.5)
+    raise AssertionError(f"the ranks never reported their memory (job {job.job_id}: {job.status()})")
