@@ -55,7 +55,8 @@ def main() -> None:
         random = _run(["pipeline=evaluate", "policy=random", *common], Path(tmp) / "random")
     t = trained["training"]
     print(f"{args.policy} trained on {args.mission}: {t['agent_steps']:,} agent steps in {t['wall_time_s']:.0f} s "
-          f"({t['sps']:,.0f} SPS); whole run (training + {args.episodes} evaluation episodes) {trained['wall_s']:.0f} s")
+          f"({t['sps']:,.0f} SPS); whole run (training + {args.episodes} evaluation episodes) "
+          f"{trained['wall_s']:.0f} s")
     rows = [(args.policy, _interval(trained)), ("random", _interval(random))]
     for name, (mean, lo, hi) in rows:
         print(f"  {name:10s} mean reward {mean:7.2f}   95% CI [{lo:.2f}, {hi:.2f}]   ({args.episodes} episodes)")

@@ -426,7 +426,8 @@ class DAFTrainingConfig:
     def validate(self) -> None:
         """Reject values no run could use, with the field and what is valid (DAFError), before any work."""
         if not self.policy_class_path:
-            raise DAFError("policy_class_path is empty: give a policy name (daf_lstm, lstm, ...), a class path or a bundle")
+            raise DAFError("policy_class_path is empty: give a policy name (daf_lstm, lstm, ...), a class path "
+                           "or a bundle directory")
         if not self.missions:
             raise DAFError("missions is empty: list at least one mission, e.g. ['training_facility_1']")
         if self.eval_missions is not None and not self.eval_missions:

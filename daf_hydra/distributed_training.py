@@ -74,7 +74,7 @@ class DistributedTrainingResult(TrainingResult):
     backend: str
     ranks: list[dict[str, Any]]  # per rank: rank, host, pid, agent_steps, updates, wall_time_s, sps, weights_digest
     total_agent_steps: int  # sum over ranks
-    total_sps: float  # total_agent_steps / the slowest rank's wall time
+    total_sps: float  # steps all ranks trained in this run / the slowest rank's training wall time
 
 
 def run_distributed_train(cfg: DictConfig, run_dir: Path) -> Any:
@@ -144,7 +144,12 @@ def _run_local(cfg: DictConfig, run_dir: Path, world: int) -> Any:
 
 def _local_rank_main(container: dict[str, Any], run_dir: str, rank: int, world: int, port: int) -> None:
     """A spawned local rank > 0 (module-level: spawn pickles it by name)."""
-    run_rank(OmegaConf.create(container), Path(run_dir), rank, world, 0, f"tcp://127.0.0.1:{port}")
+    from daf_hydra.training import TrainingInterrupted
+
+    try:
+        run_rank(OmegaConf.create(container), Path(run_dir), rank, world, 0, f"tcp://127.0.0.1:{port}")
+    except TrainingInterrupted:  # Ctrl-C reached every rank: rank 0 reports it and its checkpoint
+        print(f"rank {rank}: interrupted", file=sys.stderr)
 
 
 def _free_port() -> int:
@@ -260,12 +265,12 @@ def _gather(mine: TrainingResult, world: int, backend: str) -> DistributedTraini
     if len(digests) != 1:
         raise RuntimeError(f"the ranks ended with different weights ({sorted(digests)}): gradients were not "
                            "averaged across ranks")
-    total = sum(int(r["agent_steps"]) for r in ranks)
     slowest = max(float(r["wall_time_s"]) for r in ranks)
+    trained = sum(float(r["sps"]) * float(r["wall_time_s"]) for r in ranks)  # by these processes (not resumed-from)
     return DistributedTrainingResult(
         **{k: getattr(mine, k) for k in TrainingResult.__dataclass_fields__},
-        world_size=world, backend=backend, ranks=ranks, total_agent_steps=total,
-        total_sps=total / slowest if slowest > 0 else 0.0,
+        world_size=world, backend=backend, ranks=ranks, total_agent_steps=sum(int(r["agent_steps"]) for r in ranks),
+        total_sps=trained / slowest if slowest > 0 else 0.0,
     )
 
 

@@ -16,8 +16,9 @@ import pytest
 from conftest import ROOT, read_json
 
 # 4 agents x 4 envs x bptt 16 = 256 agent steps per update: 16 updates per rank
-TINY = ["pipeline=train", "policy=lstm", "training.total_steps=4096", "training.num_envs=4",
-        "training.minibatch_size=256", "evaluation.episodes=2", "mission.max_steps=100"]
+SMALL_BATCH = ["training.num_envs=4", "training.minibatch_size=256"]
+TINY = ["pipeline=train", "policy=lstm", "training.total_steps=4096", *SMALL_BATCH, "evaluation.episodes=2",
+        "mission.max_steps=100"]
 STEPS = 4096
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
          "hydra.launcher.timeout_min=10"]
@@ -109,7 +110,7 @@ def test_the_api_runs_a_slurm_job_reports_status_and_memory(tmp_path, cluster, s
     job = daf_launch_distributed_training(
         policy_class_path="lstm", mission_name="training_facility_1", num_machines=1, tasks_per_machine=2,
         steps_per_machine=2 * STEPS, output_dir=tmp_path / "run", eval_episodes=2,
-        overrides=TINY[3:5] + ["mission.max_steps=100"], **SLURM_PARAMETERS)
+        overrides=[*SMALL_BATCH, "mission.max_steps=100"], **SLURM_PARAMETERS)
     slurm_jobs.append(job.job_id)
     assert job.status() in ("PENDING", "RUNNING", "UNKNOWN")
     readings = _memory_readings(job)
@@ -128,7 +129,7 @@ def test_a_cancelled_slurm_job_ends_and_says_so(tmp_path, cluster, slurm_jobs):
 
     job = daf_launch_distributed_training(
         policy_class_path="lstm", num_machines=1, tasks_per_machine=2, steps_per_machine=10_000_000,
-        output_dir=tmp_path / "run", overrides=TINY[3:5], **SLURM_PARAMETERS)
+        output_dir=tmp_path / "run", overrides=SMALL_BATCH, **SLURM_PARAMETERS)
     slurm_jobs.append(job.job_id)
     _memory_readings(job)  # both ranks are up
     job.cancel()
@@ -147,7 +148,7 @@ def test_monitor_memory_cancels_a_local_run_over_its_threshold(tmp_path):
 
     job = daf_launch_distributed_training(
         policy_class_path="lstm", num_machines=1, tasks_per_machine=2, steps_per_machine=10_000_000,
-        backend="local", output_dir=tmp_path / "run", overrides=TINY[3:5])
+        backend="local", output_dir=tmp_path / "run", overrides=SMALL_BATCH)
     try:
         assert job.status() == "RUNNING"
         _memory_readings(job)

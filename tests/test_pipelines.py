@@ -120,8 +120,10 @@ def test_gpu_memory_fraction_reaches_every_run_and_is_applied_only_on_cuda(tmp_p
     from daf_hydra.orchestrators import daf_run_comparison_pipeline
 
     result = daf_run_comparison_pipeline(
-        ["baseline", "random"], ["solo_forage"], 2, True, output_dir=tmp_path / "cmp",
-        resources=DAFConfig(max_parallel_jobs=1, gpu_memory_fraction=0.5), overrides=STATS)
+        config=DAFComparisonConfig(policies=["baseline", "random"], missions=["solo_forage"], episodes_per_mission=2,
+                                   parallel=True),
+        output_dir=tmp_path / "cmp", resources=DAFConfig(max_parallel_jobs=1, gpu_memory_fraction=0.5),
+        overrides=STATS)
     assert result.is_success(), result.errors
     members = sorted((tmp_path / "cmp" / "members").iterdir())
     assert len(members) == 2

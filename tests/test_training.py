@@ -19,6 +19,7 @@ import torch
 from conftest import read_json, run_cli
 from daf_hydra.config import DAFTrainingConfig
 from daf_hydra.errors import DAFError
+from daf_hydra.orchestrators.train import STAGES
 from daf_hydra.records import read_jsonl, read_run
 
 SMALL = ["training.num_envs=8", "training.bptt_horizon=8", "training.minibatch_size=128", "training.update_epochs=2",
@@ -72,7 +73,7 @@ def test_training_writes_curve_checkpoints_evaluation_and_pipeline_records(train
     assert m["mean_reward"] == pytest.approx(sum(s["mean_reward"] for s in m["evaluation"].values()) / 2)
     pipeline = read_json(trained / "pipeline.json")
     assert pipeline["status"] == "success"
-    assert pipeline["stages_completed"] == ["environment_check", "training", "checkpoint", "evaluation"]
+    assert pipeline["stages_completed"] == list(STAGES) == ["environment_check", "training", "checkpoint", "evaluation"]
     assert pipeline["outputs"]["final_checkpoint"] == m["final_checkpoint"]
 
 
@@ -137,7 +138,7 @@ def test_same_seed_same_curve_and_weights_through_the_python_api(tmp_path):
     c, curve_c, _ = run("c", 4)
     assert a == b and curve_a == curve_b
     assert a != c and curve_a != curve_c
-    assert result.stages_completed == ["environment_check", "training", "checkpoint", "evaluation"]
+    assert result.stages_completed == list(STAGES)
     assert Path(result.outputs["final_checkpoint"]).is_dir()
     assert result.outputs["mean_reward"] == result.outputs["evaluation"]["training_facility_1"]["mean_reward"]
     assert read_json(tmp_path / "a" / "pipeline.json")["status"] == "success"
@@ -161,8 +162,8 @@ def _popen(args: list[str], cwd: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    args = ["pipeline=train", "policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL, "training.checkpoint_interval=3",
-            f"hydra.run.dir={out}"]
+    args = ["pipeline=train", "policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL,
+            "training.checkpoint_interval=3", f"hydra.run.dir={out}"]
     proc = _popen([*args, f"training.total_steps={1000 * BATCH}"], tmp_path)
     try:
         _wait_for(lambda: (out / "checkpoints" / "update_000003").is_dir(), proc, 120)
@@ -241,7 +242,8 @@ def test_a_training_error_fails_the_run_with_the_error_recorded_and_no_hang(tmp_
 
 
 def test_invalid_training_values_are_rejected_before_any_work(cli, tmp_path):
-    for override, named in [("lr=0", "training.learning_rate=0.0"), ("training.minibatch_size=100", "minibatch_size=100"),
+    for override, named in [("lr=0", "training.learning_rate=0.0"),
+                            ("training.minibatch_size=100", "minibatch_size=100"),
                             ("training.gamma=1.5", "training.gamma=1.5")]:
         out = tmp_path / override.replace("=", "_")
         r = cli("pipeline=train", "policy=daf_mlp", override, f"hydra.run.dir={out}")

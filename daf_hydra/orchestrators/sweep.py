@@ -127,7 +127,7 @@ def best_policy(best: Any) -> Any:
 
 
 def daf_run_sweep_pipeline(
-    config: Optional[DAFSweepConfig] = None,
+    config: DAFSweepConfig | DAFConfig | None = None,
     compare_best: bool = True,
     comparison_episodes: int = 10,
     *,
@@ -141,10 +141,15 @@ def daf_run_sweep_pipeline(
     """Sweep, extract the best configuration and compare it against `baselines` (when `compare_best`), from
     Python: the same config and pipeline function as `pipeline=sweep`. `outputs`: `sweep_results`
     (SweepResults), `best_config` (BestConfig), `best_checkpoint`, `comparison_results`, `comparison_report`.
-    `overrides` are further CLI overrides of the pipeline's config (`statistics.bootstrap_reps=2000`)."""
+    `overrides` are further CLI overrides of the pipeline's config (`statistics.bootstrap_reps=2000`). A
+    `DAFConfig` as `config` sets the resources (the design documents' form) and sweeps DAFSweepConfig's defaults."""
     from daf_hydra.compose import api_output_dir, compose_config
     from daf_hydra.orchestrators.compare import resource_overrides
 
+    if isinstance(config, DAFConfig):
+        if resources is not None:
+            raise DAFError("give the resources once: config=DAFConfig(...) or resources=DAFConfig(...)")
+        config, resources = None, config
     config = config or DAFSweepConfig()
     cfg = compose_config(
         ["pipeline=sweep", f"seed={config.seed}", f"device={device}", f"pipeline.compare_best={str(compare_best).lower()}",

@@ -66,6 +66,9 @@ def daf_run_training_pipeline(
     run_dir = api_output_dir(config.output_dir).resolve()
     cfg = compose_config(training_overrides(config), output_dir=run_dir)
     validate_train_run(cfg)
+    if cfg.training.distributed.nodes * cfg.training.distributed.tasks_per_node > 1:  # would train one rank only
+        raise DAFError("training.distributed with several ranks: use daf_hydra.distributed_training."
+                       "daf_launch_distributed_training (backend='local' or 'slurm') or the CLI")
     result = PipelineResult(PIPELINE, FAILED)
     try:
         train_pipeline(cfg, Path(cfg.output_dir), result)
