@@ -10,7 +10,7 @@ system:
 	@scripts/install-system-deps
 
 demo: setup
-	$(PY) -m daf_hydra.run
+	$(PY) -m daf_hydra.run pipeline=benchmark
 
 test: setup system
 	@scripts/run-tests

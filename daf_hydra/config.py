@@ -245,7 +245,7 @@ class DAFBenchmarkConfig:
                 raise DAFError(f"benchmark.{key} is empty: list at least one, e.g. benchmark.{key}="
                                + ("[daf_lstm]" if key == "policies" else "[training_facility_1]"))
         if self.train_missions is not None and not self.train_missions:
-            raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first mission")
+            raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first one")
         if self.episodes_per_mission < 1:
             raise DAFError(f"benchmark.episodes_per_mission={self.episodes_per_mission} is invalid: it must be >= 1")
         if self.training_steps is not None and self.training_steps < 1:

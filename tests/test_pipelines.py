@@ -194,14 +194,15 @@ def test_the_examples_run_from_the_cli(cli, tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def test_the_default_job_is_the_benchmark_demo():
+def test_the_demo_is_the_benchmark_pipeline_on_its_defaults():
     from daf_hydra.compose import compose_config
 
-    cfg = compose_config([])
-    assert cfg.pipeline.name == "benchmark" and list(cfg.benchmark.policies) == ["daf_lstm"]
+    cfg = compose_config(["pipeline=benchmark"])
+    assert compose_config([]).pipeline.name == "train"  # the default pipeline: `-m lr=1e-4,1e-3` trains
+    assert list(cfg.benchmark.policies) == ["daf_lstm"]
     assert list(cfg.benchmark.missions) == ["training_facility_1"] and list(cfg.benchmark.baselines) == [
         "baseline", "random"]
-    assert "$(PY) -m daf_hydra.run\n" in (ROOT / "Makefile").read_text()
+    assert "$(PY) -m daf_hydra.run pipeline=benchmark\n" in (ROOT / "Makefile").read_text()
 
 
 def test_invalid_benchmark_settings_fail_before_any_work(tmp_path):
@@ -226,7 +227,8 @@ def test_benchmark_trains_evaluates_compares_reports_and_packages_a_bundle_metta
             f"hydra.run.dir={out}"]
     r = run_cli(*args, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"report: {out / 'report.html'}" in r.stdout and f"deployment package: {out / 'deployment' / 'lstm'}" in r.stdout
+    assert f"report: {out / 'report.html'}" in r.stdout
+    assert f"deployment package: {out / 'deployment' / 'lstm'}" in r.stdout
     p = read_json(out / "pipeline.json")
     assert p["status"] == "success"
     assert p["stages_completed"] == ["environment_check", "training", "evaluation", "comparison", "report",
@@ -276,7 +278,8 @@ def test_benchmark_trains_evaluates_compares_reports_and_packages_a_bundle_metta
     r = run_cli("pipeline=evaluate", f"policy.class_path={bundle}", "policy.name=deployed", "mission=assembler_2",
                 "evaluation.episodes=3", f"hydra.run.dir={played}", cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert read_json(played / "metrics.json")["mean_reward"] == pytest.approx(evaluation["lstm"]["assembler_2"]["mean_reward"])
+    replayed = read_json(played / "metrics.json")["mean_reward"]
+    assert replayed == pytest.approx(evaluation["lstm"]["assembler_2"]["mean_reward"])
 
     # a re-run in the same directory skips the training and the evaluation that completed
     weights_mtime = (Path(checkpoint) / "weights.pt").stat().st_mtime_ns

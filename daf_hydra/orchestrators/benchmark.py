@@ -1,6 +1,6 @@
 """The benchmark pipeline: environment check -> training -> evaluation -> comparison -> report -> deployment package.
 
-    python -m daf_hydra.run                     # the demo: this pipeline on its defaults (conf/config.yaml)
+    python -m daf_hydra.run pipeline=benchmark  # the demo (make demo): this pipeline on its defaults
     python -m daf_hydra.run pipeline=benchmark benchmark.policies=[lstm,baseline] \
         benchmark.missions=[training_facility_1,assembler_2] benchmark.training_steps=200000
 
@@ -95,7 +95,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
 
     def candidates() -> list[PolicyEntry]:
         trained = stages.result.outputs.get("checkpoints", {})
-        return [PolicyEntry(e.label, e.class_path, trained.get(e.label, e.data_path), e.kwargs) for e in plan["entries"]]
+        return [PolicyEntry(e.label, e.class_path, trained.get(e.label, e.data_path), e.kwargs)
+                for e in plan["entries"]]
 
     def evaluate() -> dict[str, Any]:
         from daf_hydra.comparison import evaluate_members, member_tasks
@@ -123,9 +124,9 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         return candidates()[b.policies.index(b.deploy_policy or b.policies[0])]
 
     def compare() -> dict[str, Any]:
-        compared = nested_comparison(cfg, [*candidates(), *plan["baselines"]], plan["missions"], run_dir / COMPARISON_DIR,
-                                     episodes=b.episodes_per_mission, parallel=b.parallel_evaluation,
-                                     stop_on_failure=stages.stop_on_failure)
+        compared = nested_comparison(cfg, [*candidates(), *plan["baselines"]], plan["missions"],
+                                     run_dir / COMPARISON_DIR, episodes=b.episodes_per_mission,
+                                     parallel=b.parallel_evaluation, stop_on_failure=stages.stop_on_failure)
         if compared.status == FAILED:
             raise DAFError(f"the comparison failed: {compared.errors[0]}")
         for error in compared.errors:
@@ -167,8 +168,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     stages.run("training", train, key=training_key, restore=restore_training)
     if "checkpoints" in stages.result.outputs:
         stages.result.outputs["final_checkpoint"] = deployed().data_path
-    evaluation_key = {"policies": [vars(e) for e in candidates()], "missions": [to_container(m) for m in plan["missions"]],
-                      "episodes": b.episodes_per_mission, "evaluation": to_container(cfg.evaluation),
+    evaluation_key = {"policies": [vars(e) for e in candidates()],
+                      "missions": [to_container(m) for m in plan["missions"]], "episodes": b.episodes_per_mission, "evaluation": to_container(cfg.evaluation),
                       "seed": int(cfg.seed)}
     stages.run("evaluation", evaluate, needs=["training"], key=evaluation_key,
                restore=restore_evaluation)
@@ -276,8 +277,10 @@ def daf_run_benchmark_pipeline(
     given = {k: v for k, v in dict(policies=policies, missions=missions, episodes_per_mission=episodes_per_mission,
                                    create_deployment_package=create_deployment_package).items() if v is not None}
     if config is not None and given:
-        raise DAFError(f"give either config= or the benchmark's arguments, not both (got config and {', '.join(given)})")
-    config = config or DAFBenchmarkConfig(**{k: list(v) if isinstance(v, (list, tuple)) else v for k, v in given.items()})
+        raise DAFError(f"give either config= or the benchmark's arguments, not both "
+                       f"(got config and {', '.join(given)})")
+    config = config or DAFBenchmarkConfig(**{k: list(v) if isinstance(v, (list, tuple)) else v
+                                             for k, v in given.items()})
     cfg = compose_config(["pipeline=benchmark", f"seed={seed}", f"device={device}",
                           f"pipeline.stop_on_failure={str(stop_on_failure).lower()}",
                           *resource_overrides(resources or DAFConfig()), *overrides],

@@ -155,7 +155,8 @@ def daf_run_comparison_pipeline(
     given = {k: v for k, v in dict(policies=policies, missions=missions, episodes_per_mission=episodes_per_mission,
                                    parallel=parallel_evaluation, workers=workers).items() if v is not None}
     if config is not None and given:
-        raise DAFError(f"give either config= or the comparison's arguments, not both (got config and {', '.join(given)})")
+        raise DAFError(f"give either config= or the comparison's arguments, not both "
+                       f"(got config and {', '.join(given)})")
     if config is None:
         if policies is None or missions is None:
             raise DAFError("give the policies and missions to compare, or config=DAFComparisonConfig(...)")

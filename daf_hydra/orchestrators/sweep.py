@@ -63,7 +63,8 @@ def sweep_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         if results.status == "failed":
             errors = [f"trial {t['number']}: {t['error']}" for t in results.trials if t.get("error")]
             last_line = (results.log_tail.splitlines() or ["no trial ran"])[-1]
-            raise DAFError(f"no trial of sweep {sweep_cfg.sweep_name!r} completed ({'; '.join(errors[:3]) or last_line})")
+            raise DAFError(f"no trial of sweep {sweep_cfg.sweep_name!r} completed "
+                           f"({'; '.join(errors[:3]) or last_line})")
         return {"sweep_results": results, "sweep_dir": str(results.sweep_dir)}
 
     def restore(before: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +153,8 @@ def daf_run_sweep_pipeline(
         config, resources = None, config
     config = config or DAFSweepConfig()
     cfg = compose_config(
-        ["pipeline=sweep", f"seed={config.seed}", f"device={device}", f"pipeline.compare_best={str(compare_best).lower()}",
+        ["pipeline=sweep", f"seed={config.seed}", f"device={device}",
+         f"pipeline.compare_best={str(compare_best).lower()}",
          f"pipeline.comparison_episodes={comparison_episodes}", f"pipeline.baselines=[{','.join(baselines)}]",
          f"pipeline.stop_on_failure={str(stop_on_failure).lower()}", *resource_overrides(resources or DAFConfig()),
          *overrides],
