@@ -110,12 +110,17 @@ def _parse_policy_string(text: str) -> PolicyEntry:
     return PolicyEntry(text, text)
 
 
+def _reject_repeats(names: list[str], message: str) -> None:
+    """One line naming every repeated name: two entries with one label would mix their episodes."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DAFError(message.format(repeated))
+
+
 def parse_policies(entries: Iterable[Any]) -> list[PolicyEntry]:
     parsed = [parse_policy(e) for e in entries]
-    labels = [p.label for p in parsed]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise DAFError(f"policies {repeated} appear more than once: every policy of a comparison needs its own label")
+    _reject_repeats([p.label for p in parsed], "policies {} appear more than once: every policy of a comparison "
+                    "needs its own label")
     if not parsed:
         raise DAFError("no policies to compare: give at least one")
     return parsed
@@ -597,10 +602,7 @@ def load_missions(missions: Iterable[Any]) -> list[Any]:
     out = [load_mission(m) if isinstance(m, str)
            else OmegaConf.merge(OmegaConf.structured(MissionConfig), m) if isinstance(m, Mapping) else m
            for m in missions]
-    names = [m.name for m in out]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise DAFError(f"missions {repeated} appear more than once in the comparison")
+    _reject_repeats([m.name for m in out], "missions {} appear more than once in the comparison")
     if not out:
         raise DAFError("no missions to compare on: give at least one")
     return out

@@ -289,6 +289,7 @@ class DAFRunConfig:
     sweep: DAFSweepConfig = field(default_factory=lambda: DAFSweepConfig(search_space={}))
     resources: DAFConfig = field(default_factory=DAFConfig)
     sweep_name: str = "sweep"  # the Optuna study of a sweep (hydra/sweeper=tpe|random|grid|gp)
+    seeds: Optional[List[int]] = None  # run the pipeline once per seed, objective averaged (sweep trials)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     lr: float = MISSING  # shorthand for training.learning_rate (set in conf/config.yaml)

@@ -107,3 +107,16 @@ def test_launch_sweep_api_runs_the_same_multirun_and_returns_the_best(tmp_path, 
     assert set(best.hyperparameters) == {"mission.regen_period"}
     assert best.value == max(float(t["mean_reward"]) for t in results.trials)
     assert (tmp_path / "multirun" / "sweeps" / "optuna.db").is_file()  # the default storage, in the outputs tree
+
+
+def test_a_trial_over_several_seeds_is_judged_on_their_mean(cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    r = cli("-m", *EVAL, "seeds=[0,1,2]", "hydra/sweeper=random", "hydra.sweeper.params.mission.regen_period=range(2,40)",
+            "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage=sqlite:///{tmp_path / 'seeds.db'}",
+            "sweep_name=seeds", f"hydra.sweep.dir={sweep}")
+    assert r.returncode == 0, r.stderr
+    for trial in read_trials(sweep):
+        trial_dir = tmp_path / trial["run_dir"]
+        per_seed = [json.loads((trial_dir / f"seed_{s}" / "metrics.json").read_text())["mean_reward"] for s in (0, 1, 2)]
+        assert [json.loads((trial_dir / f"seed_{s}" / "run.json").read_text())["seed"] for s in (0, 1, 2)] == [0, 1, 2]
+        assert float(trial["mean_reward"]) == pytest.approx(sum(per_seed) / 3)

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from daf_hydra.errors import DAFError
-from daf_hydra.records import METRICS_FILE
+from daf_hydra.records import METRICS_FILE, STATUS_COMPLETED, write_json_atomic
 from daf_hydra.orchestrators.analyze import run_analyze
 from daf_hydra.orchestrators.benchmark import daf_run_benchmark_pipeline, run_benchmark
 from daf_hydra.orchestrators.check import run_check
@@ -43,8 +43,33 @@ def run_pipeline(cfg: DictConfig) -> Any:
     if name not in PIPELINES:
         raise DAFError(f"pipeline.name={name!r} is unknown: valid pipelines are {', '.join(sorted(PIPELINES))}")
     run_dir = Path(cfg.output_dir)
+    if cfg.seeds:
+        return run_over_seeds(cfg, run_dir)
     returned = PIPELINES[name](cfg, run_dir)
     return objective_value(cfg.objective, run_dir, returned)
+
+
+def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:
+    """`seeds=[0,1,2]`: the pipeline once per seed (`<run_dir>/seed_<s>/`, each an ordinary run), and the
+    objective averaged over them, so a sweep trial is judged on several trainings rather than one lucky seed.
+    Any seed failing fails the whole run: a mean over the seeds that happened to work would flatter it."""
+    seeds = [int(s) for s in cfg.seeds]
+    per_seed = []
+    for seed in seeds:
+        seed_dir = run_dir / f"seed_{seed}"
+        seed_cfg = cfg.copy()
+        with open_dict(seed_cfg):
+            seed_cfg.seed, seed_cfg.seeds, seed_cfg.output_dir = seed, None, str(seed_dir)
+        value = objective_value(cfg.objective, seed_dir, PIPELINES[cfg.pipeline.name](seed_cfg, seed_dir))
+        per_seed.append(value if isinstance(value, list) else [value])
+    names = list(cfg.objective.metric) if OmegaConf.is_list(cfg.objective.metric) else [str(cfg.objective.metric)]
+    means = [float(sum(v[i] for v in per_seed) / len(per_seed)) for i in range(len(names))]
+    write_json_atomic(run_dir / METRICS_FILE, {
+        "status": STATUS_COMPLETED, "error": None, "seeds": seeds, "objective_per_seed": per_seed,
+        **dict(zip(names, means)),
+    })
+    print(f"{', '.join(names)} over seeds {seeds}: {', '.join(f'{m:.4g}' for m in means)}")
+    return means[0] if len(means) == 1 else means
 
 
 def objective_value(objective: DictConfig, run_dir: Path, returned: Any) -> Any:
