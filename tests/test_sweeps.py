@@ -15,6 +15,29 @@ from daf_hydra.sweeps import DAFSweepConfig, daf_launch_sweep, daf_sweep_best_co
 EVAL = ["pipeline=evaluate", "evaluation.episodes=2", "evaluation.num_envs=2", "mission.max_steps=40"]
 
 
+def dashboard_studies(storage: str) -> list[str]:
+    """The studies optuna-dashboard lists for a storage, served on a free loopback port."""
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from optuna_dashboard import run_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threading.Thread(target=run_server, args=(storage,), kwargs={"host": "127.0.0.1", "port": port},
+                     daemon=True).start()
+    for _ in range(50):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                return [s["study_name"] for s in json.load(r)["study_summaries"]]
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("optuna-dashboard did not answer")
+
+
 def read_trials(sweep_dir):
     with open(sweep_dir / "trials.csv") as f:
         return list(csv.DictReader(f))
@@ -41,6 +64,7 @@ def test_a_study_persists_in_sqlite_and_resumes_without_overwriting_runs(cli, tm
         assert float(t["mean_reward"]) == pytest.approx(metrics["mean_reward"])
         assert str(json.loads((tmp_path / t["run_dir"] / "run.json").read_text())["config"]["mission"]["regen_period"]) == t["mission.regen_period"]
 
+    assert "regen" in dashboard_studies(storage)  # the study opens in optuna-dashboard
     best = json.loads((second / "sweep.json").read_text())["best"][0]
     assert best["values"][0] == max(float(t["mean_reward"]) for t in trials)
     rerun = tmp_path / "rerun"
