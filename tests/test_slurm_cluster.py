@@ -31,7 +31,8 @@ def _run(*cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def slurm_cluster() -> None:
     """Bring the cluster up (or confirm it is up) once per test session."""
     if os.geteuid() != 0 and _run(str(SCRIPT), "status").returncode != 0:
-        pytest.skip("SLURM dev cluster is not running and starting it needs root")
+        pytest.fail("the SLURM dev cluster is not running and starting it needs root: run "
+                    "scripts/install-system-deps as root, or leave these tests out with -m 'not slurm'", pytrace=False)
     if os.geteuid() == 0:
         proc = _run(str(SCRIPT), "start", timeout=900)
         if proc.returncode != 0:
