@@ -13,13 +13,13 @@ import numpy as np
 from daf_hydra import stats
 from daf_hydra.compose import compose_config
 from daf_hydra.missions import catalog_names
-from daf_hydra.orchestrators.evaluate import evaluate_policy
+from daf_hydra.runs import evaluate_policy
 from daf_hydra.records import read_run
 
 
 def mission_scores(mission: str, policy: str, episodes: int) -> np.ndarray:
     """Episode totals of one policy on one mission, played by the evaluate pipeline (seeds 0..episodes-1)."""
-    from daf_hydra.orchestrators.evaluate import start_run
+    from daf_hydra.runs import start_run
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_config([f"mission={mission}", f"policy={policy}", f"evaluation.episodes={episodes}"],

@@ -65,7 +65,7 @@ def run_daf(args: argparse.Namespace, out: Path) -> dict:
     import torch
 
     from daf_hydra.compose import compose_config
-    from daf_hydra.orchestrators.evaluate import start_run
+    from daf_hydra.runs import start_run
     from daf_hydra.orchestrators.train import missions_of
     from daf_hydra.training import train
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from daf_hydra import records
+from daf_hydra.identity import RunIdentity, label_arms, run_identity
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,12 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INDEX_DIR = ".daf_index"
-INDEX_VERSION = 1  # bump when the table layout changes: older indexes are then rebuilt
+INDEX_VERSION = 2  # bump when the table layout changes: older indexes are then rebuilt
 SWEEP_RESULTS_FILE = "optimization_results.yaml"  # written by Hydra's Optuna sweeper into the sweep dir
 MULTIRUN_FILE = "multirun.yaml"  # written by Hydra into every multirun's sweep dir
 STATUS_CORRUPT = "corrupt"
 EPISODE_COLUMNS = (
-    "run_dir", "policy", "mission", "episode", "seed", "total_reward", "steps", "max_steps", "success",
+    "run_dir", "arm", "policy", "mission", "episode", "seed", "total_reward", "steps", "max_steps", "success",
     "num_agents", "wall_time_s",
 )
 TABLES = ("runs", "episodes", "curves")
@@ -100,6 +101,7 @@ def daf_aggregate_runs(
             _save_index(index_path, runs, episodes, curves)
     else:
         runs, episodes, curves = cached
+    runs, episodes, curves = _with_arms(runs, episodes, curves)
     tables = RunTables(root, runs, episodes, curves, runs_read=len(to_read), runs_reused=len(keep))
     tables.sweeps = _find_sweeps(root, found)
     return tables
@@ -126,7 +128,7 @@ def write_tables(tables: RunTables, out_dir: str | Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------------------
 
 _RUN_CORE = (
-    "run_dir", "status", "kind", "policy", "mission", "seed", "n_episodes", "n_curve_points", "error", "run_id",
+    "run_dir", "status", "kind", "arm", "policy", "mission", "seed", "trained", "arm_id", "n_episodes", "n_curve_points", "error", "run_id",
     "config_signature", "git_commit", "git_dirty", "host", "device", "started_at", "ended_at", "duration_s",
     "record_signature",
 )
@@ -170,7 +172,8 @@ def _read_chunk(
             continue
         for e in episodes:
             episode_cols["run_dir"].append(rel)
-            episode_cols["policy"].append(e.get("policy", row["policy"]))
+            episode_cols["arm"].append(None)
+            episode_cols["policy"].append(row["policy"] or e.get("policy"))
             episode_cols["mission"].append(e.get("mission", row["mission"]))
             for c in ("episode", "seed", "total_reward", "steps", "max_steps", "success", "wall_time_s"):
                 episode_cols[c].append(e.get(c))
@@ -195,16 +198,13 @@ def _read_one(run_dir: Path, rel: str, signature: str) -> tuple[dict[str, Any], 
         return row, [], []
     prov, metrics = record.provenance, record.metrics or {}
     row.update(_provenance_columns(prov))
-    first = record.episodes[0] if record.episodes else {}
     config = prov.get("config") or {}
-    for key in ("policy", "mission"):
-        # metrics name what the run measured; a run that measured several (a comparison) says so with null
-        if key in metrics:
-            row[key] = metrics[key]
-        elif key in first:
-            row[key] = first[key]
-        else:
-            row[key] = (config.get(key) or {}).get("name") if isinstance(config.get(key), dict) else None
+    trained = metrics.get("trained")
+    identity = run_identity(config, trained if isinstance(trained, bool) else None)
+    # what the run measured, by its identity; a run of several policies or missions (a comparison) says null
+    row.update(policy=identity.policy or None, mission=metrics.get("mission", identity.mission or None),
+               trained=identity.trained, arm_id=identity.arm_id, config_signature=identity.signature,
+               identity=json.dumps(identity.to_dict(), sort_keys=True, default=str))
     row.update(
         status=record.status,
         error=metrics.get("error"),
@@ -213,7 +213,8 @@ def _read_one(run_dir: Path, rel: str, signature: str) -> tuple[dict[str, Any], 
         n_episodes=len(record.episodes),
         n_curve_points=len(record.curve),
     )
-    skip = {"schema_version", "status", "error", "run_id", "started_at", "ended_at", "duration_s", "policy", "mission"}
+    skip = {"schema_version", "status", "error", "run_id", "started_at", "ended_at", "duration_s", "policy", "mission",
+            "trained"}
     row.update(_flat({k: v for k, v in metrics.items() if k not in skip}, "metric."))
     row.update(_flat(config, "config."))
     return row, record.episodes, record.curve
@@ -238,7 +239,6 @@ def _provenance_columns(prov: dict[str, Any]) -> dict[str, Any]:
         "run_id": prov.get("run_id"),
         "kind": prov.get("kind"),
         "seed": prov.get("seed"),
-        "config_signature": prov.get("config_signature"),
         "git_commit": code.get("git_commit"),
         "git_dirty": code.get("git_dirty"),
         "host": prov.get("host"),
@@ -261,6 +261,25 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def _with_arms(runs: "pd.DataFrame", episodes: "pd.DataFrame", curves: "pd.DataFrame") -> tuple:
+    """The `arm` column of every table: the readable label of each run's arm among the arms of this tree
+    (identity.label_arms), so runs differing in a setting are told apart and runs differing only in their seed
+    (replicates) share a label. Computed on every pass: a label depends on the whole tree."""
+    if runs.empty or "identity" not in runs:
+        runs = runs.assign(arm=None) if "arm" not in runs else runs
+        return runs, episodes, curves
+    known = runs["identity"].notna()
+    identities = [RunIdentity.from_dict(json.loads(text)) for text in runs.loc[known, "identity"]]
+    runs = runs.copy()
+    runs["arm"] = None
+    runs.loc[known, "arm"] = label_arms(identities)
+    arm_of = dict(zip(runs["run_dir"], runs["arm"]))
+    episodes = episodes.assign(arm=episodes["run_dir"].map(arm_of)) if len(episodes) else episodes
+    if len(curves):
+        curves = curves.assign(arm=curves["run_dir"].map(arm_of))
+    return runs, episodes, curves
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -42,8 +42,9 @@ ALL_MISSIONS = "(all missions)"
 MEMBERS_DIR = "members"
 RESULTS_DIR = "comparison"
 PROFILE_POINTS = 51
+UNITS = ("episode", "run")
 SUMMARY_COLUMNS = [
-    "policy", "mission", "score", "n_episodes", "mean", "stderr", "mean_low", "mean_high", "median", "median_low",
+    "policy", "mission", "score", "unit", "n_episodes", "mean", "stderr", "mean_low", "mean_high", "median", "median_low",
     "median_high", "iqm", "iqm_low", "iqm_high", "optimality_gap", "optimality_gap_low", "optimality_gap_high",
     "std", "min", "max", "success_rate",
 ]
@@ -143,6 +144,7 @@ class Completeness:
     failed_runs: "pd.DataFrame"  # run_dir, status, policy, mission, error
     excluded_missions: list[str] = field(default_factory=list)  # no seed every policy that played it has
     unpooled_missions: list[str] = field(default_factory=list)  # analysed, but not every policy played them
+    unit: str = "episode"  # what was counted: episodes, or training runs (compare_episodes' `unit`)
 
     @property
     def complete(self) -> bool:
@@ -150,9 +152,10 @@ class Completeness:
                 and not self.excluded_missions and not self.unpooled_missions)
 
     def summary(self) -> str:
+        counted = f"{self.analysed_episodes} of {self.expected_episodes} {self.unit}s analysed"
         if self.complete:
-            return f"complete: {self.analysed_episodes} of {self.expected_episodes} episodes analysed"
-        parts = [f"{self.analysed_episodes} of {self.expected_episodes} episodes analysed"]
+            return f"complete: {counted}"
+        parts = [counted]
         if len(self.missing):
             parts.append(f"{len(self.missing)} missing")
         if len(self.left_out):
@@ -272,6 +275,7 @@ def compare_episodes(
     max_reward: Mapping[str, float | None] | None = None,
     runs: "pd.DataFrame | None" = None,
     significance: bool = True,
+    unit: str = "episode",
 ) -> ComparisonResults:
     """Statistics of a tidy episodes table (columns policy, mission, seed, total_reward, optional success,
     run_dir), e.g. `daf_aggregate_runs(dir).episodes`.
@@ -280,6 +284,9 @@ def compare_episodes(
     expected from all. `max_reward` (mission -> best reachable total) enables optimality gaps and normalisation.
     `runs` (the aggregator's runs table) names the runs that did not complete as reasons for missing episodes.
     `significance=False` leaves the pairwise tests to a later `significance_tests(results)`.
+    `unit`: what one row is. "episode" (fixed policies: rows paired by (mission, seed)), or "run" (trained
+    policies, `analysis_units`: one row per training run and mission, `seed` its training seed; runs of
+    different arms are independent, so nothing is paired and only unpaired tests are run).
     """
     import pandas as pd
 
@@ -295,18 +302,25 @@ def compare_episodes(
     dup = ep.duplicated(["policy", "mission", "seed"], keep="first")
     duplicates = ep[dup].reset_index(drop=True)
     ep = ep[~dup]
+    if unit not in UNITS:
+        raise DAFError(f"unit={unit!r} is invalid: valid units are {', '.join(UNITS)}")
     seeds = {(p, m): set(g["seed"].tolist()) for (p, m), g in ep.groupby(["policy", "mission"], sort=False)}
     expected = {m: sorted(set(expected_seeds[m]) if expected_seeds and m in expected_seeds
                           else set().union(*(seeds.get((p, m), set()) for p in policies))) for m in missions}
     present = {m: [p for p in policies if seeds.get((p, m))] for m in missions}
-    common = {m: sorted(set(expected[m]).intersection(*(seeds[(p, m)] for p in present[m])) if present[m] else [])
-              for m in missions}
+    if unit == "run":  # independent runs: every run is analysed, none is expected of another arm
+        expected = {m: sorted(set().union(*(seeds.get((p, m), set()) for p in policies))) for m in missions}
+        common = dict(expected)
+    else:
+        common = {m: sorted(set(expected[m]).intersection(*(seeds[(p, m)] for p in present[m]))
+                            if present[m] else []) for m in missions}
     analysed_missions = [m for m in missions if common[m]]
     pooled_missions = [m for m in analysed_missions if len(present[m]) == len(policies)]
     failed = _failed_runs(runs)
     missing = pd.DataFrame(
         [{"policy": p, "mission": m, "seed": s, "reason": _missing_reason(failed, p, m)}
-         for m in missions for p in policies for s in expected[m] if s not in seeds.get((p, m), set())],
+         for m in missions for p in policies for s in expected[m]
+         if s not in seeds.get((p, m), set()) and (unit == "episode" or not seeds.get((p, m)))],
         columns=["policy", "mission", "seed", "reason"],
     )
     paired = ep.set_index(["mission", "seed"]).index.isin([(m, s) for m in analysed_missions for s in common[m]])
@@ -319,15 +333,20 @@ def compare_episodes(
         "aggregate_score": "total reward / mission max_reward" if normalised else "total reward (raw, pooled)",
         "optimality_gap_target": 1.0 if normalised else None,
         "pooled_missions": pooled_missions,
-        "pairing": "episodes matched by (mission, seed); per mission, only the seeds every policy that played it "
-                   "has are analysed; '(all missions)' pools the missions every policy played",
+        "unit": unit,
+        "pairing": ("episodes matched by (mission, seed); per mission, only the seeds every policy that played it "
+                    "has are analysed; '(all missions)' pools the missions every policy played") if unit == "episode"
+        else ("one score per training run and mission (the mean of its evaluation episodes, played on the same "
+              "seeds by every run); runs are independent, so tests are unpaired; '(all missions)' pools the "
+              "missions every policy played"),
     }
     completeness = Completeness(
-        expected_episodes=sum(len(expected[m]) for m in missions) * len(policies),
+        expected_episodes=(sum(len(expected[m]) for m in missions) * len(policies) if unit == "episode"
+                           else len(ep) + len(missing)),
         analysed_episodes=len(ep), missing=missing, left_out=left_out,
         duplicates=duplicates[[c for c in ("policy", "mission", "seed", "run_dir") if c in duplicates]],
         failed_runs=failed, excluded_missions=[m for m in missions if not common[m]],
-        unpooled_missions=[m for m in analysed_missions if m not in pooled_missions],
+        unpooled_missions=[m for m in analysed_missions if m not in pooled_missions], unit=unit,
     )
     results = ComparisonResults(
         policies=policies, missions=analysed_missions, episodes=ep.reset_index(drop=True),
@@ -356,6 +375,35 @@ def significance_tests(results: ComparisonResults) -> "pd.DataFrame":
     by_policy, pooled = _score_maps(results.episodes, results.policies, results.missions,
                                     results.settings["pooled_missions"])
     return pairwise_tests(by_policy, pooled, results.settings)
+
+
+def analysis_units(runs: "pd.DataFrame", episodes: "pd.DataFrame") -> tuple["pd.DataFrame", str, list[str]]:
+    """The rows a tree's comparison analyses, per arm (`arm` label of the aggregator's tables, shown as the policy):
+    (table, unit, notes).
+
+    Trained policies are compared over training runs (rliable's runs x missions; docs/statistics): when an arm
+    that trained has two or more runs, every run becomes one row per mission holding the mean of its episodes,
+    with `seed` its training seed (unit "run"). Otherwise episodes are the unit, and each trained arm with a
+    single run is named in `notes`: its interval then reflects evaluation noise only."""
+    done = runs[(runs["status"] == "completed") & runs["arm"].notna()] if "arm" in runs else runs.iloc[0:0]
+    ep = episodes.assign(policy=episodes["arm"]) if "arm" in episodes else episodes
+    trained = done[done["trained"].fillna(False).astype(bool)] if "trained" in done else done.iloc[0:0]
+    replicates = trained.groupby("arm")["run_dir"].nunique()
+    how = "add replicates with -m seed=0,1,2 (or seeds=[0,1,2] in one run)"
+    if not (replicates >= 2).any():
+        notes = [f"{arm}: one training run; its interval reflects evaluation noise only ({how})"
+                 for arm, n in replicates.items() if n == 1]
+        return ep, "episode", notes
+    seed_of = dict(zip(done["run_dir"], done["seed"]))
+    units = (ep.assign(success=ep["success"].astype(float) if "success" in ep else math.nan)
+             .groupby(["run_dir", "policy", "mission"], sort=False)
+             .agg(total_reward=("total_reward", "mean"), success=("success", "mean"), episodes=("seed", "size"))
+             .reset_index())
+    units["seed"] = units["run_dir"].map(seed_of)
+    arms = done.groupby("arm")["run_dir"].nunique()
+    notes = [f"{arm}: one run; its interval reflects evaluation noise only ({how})"
+             for arm, n in arms.items() if n == 1]
+    return units, "run", notes
 
 
 def _score_maps(
@@ -389,7 +437,8 @@ def _summary(
             _, stderr = stats.mean_and_standard_error(values)
             mask = (ep["policy"] == policy) & ep["mission"].isin(list(scores))
             success = ep.loc[mask, "success"].dropna() if "success" in ep else pd.Series(dtype=float)
-            row = {"policy": policy, "mission": scope, "score": score_name, "n_episodes": int(values.size),
+            row = {"policy": policy, "mission": scope, "score": score_name, "unit": s.get("unit", "episode"),
+                   "n_episodes": int(values.size),
                    "stderr": stderr, "std": float(values.std(ddof=1)) if values.size > 1 else math.nan,
                    "min": float(values.min()), "max": float(values.max()),
                    "success_rate": float(success.astype(float).mean()) if len(success) else math.nan}
@@ -449,7 +498,8 @@ def pairwise_tests(by_policy: dict, pooled: dict, s: dict) -> "pd.DataFrame":
     for scope, scores in scopes:
         if len(scores) < 2:
             continue
-        tests = [c for paired in (True, False)
+        kinds = (True, False) if s.get("unit", "episode") == "episode" else (False,)
+        tests = [c for paired in kinds
                  for c in stats.compare_pairwise(scores, alpha=s["significance_level"], paired=paired)]
         pairs = list(dict.fromkeys((c.policy_x, c.policy_y) for c in tests))
         for c in sorted(tests, key=lambda c: pairs.index((c.policy_x, c.policy_y))):  # stable: test order kept
@@ -553,7 +603,7 @@ def run_member(task: dict[str, Any]) -> MemberOutcome:
     """
     from omegaconf import OmegaConf
 
-    from daf_hydra.orchestrators.evaluate import evaluate_policy, start_run
+    from daf_hydra.runs import evaluate_policy, start_run
 
     cfg = OmegaConf.create(task["config"])
     run_dir = Path(task["run_dir"])
@@ -622,7 +672,7 @@ class ComparisonRun:
 
     def __init__(self, cfg: "DictConfig", policies: Sequence[Any], missions: Sequence[Any], run_dir: Path):
         from daf_hydra.config import validate_compare, validate_evaluation
-        from daf_hydra.orchestrators.evaluate import start_run
+        from daf_hydra.runs import start_run
 
         self.run_dir = Path(run_dir)
         self.recorder, self.device = start_run(cfg, self.run_dir, "compare")

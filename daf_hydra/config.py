@@ -23,7 +23,7 @@ class PolicyConfig:
     """Which policy plays: a short name (`baseline`, `lstm`, any name mettagrid/cogames register), an importable
     class path (`MultiAgentPolicy` or `AgentPolicy`), or a bundle directory holding `policy_spec.json`."""
 
-    name: str = MISSING  # label in records and reports
+    name: Optional[str] = None  # label in records and reports; None: what is instantiated (daf_hydra.identity)
     class_path: str = MISSING
     data_path: Optional[str] = None  # weights: a state_dict file or a bundle directory
     kwargs: Dict[str, Any] = field(default_factory=dict)  # constructor keyword arguments (architecture, ...)
@@ -65,8 +65,11 @@ class MissionConfig:
 
 @dataclass
 class EvaluationConfig:
-    """How episodes are played: episode k uses seed+k for its map and its action sampling."""
+    """How episodes are played: episode k uses seed+k for its map and its action sampling, from the first
+    evaluation seed: `evaluation.seed`, else the run's `seed` for a fixed policy and 0 for a policy the run trained,
+    so replicates (training seeds) and arms of a sweep meet the same maps (paired)."""
 
+    seed: Optional[int] = None  # first evaluation seed; None: see above
     episodes: int = 10
     num_envs: int = 8  # episodes played at once; one batched forward pass steps all their agents
     deterministic: bool = False  # argmax instead of sampling for neural policies

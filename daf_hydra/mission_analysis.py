@@ -230,7 +230,7 @@ def run_analysis(cfg: "DictConfig", run_dir: Path) -> MissionAnalysis:
     from daf_hydra import records
     from daf_hydra.compose import to_container
     from daf_hydra.config import validate_analyze, validate_statistics
-    from daf_hydra.orchestrators.evaluate import evaluate_policy, start_run
+    from daf_hydra.runs import evaluate_policy, start_run
     from daf_hydra.provenance import code_version, package_versions
     from daf_hydra.visualization import daf_export_mission_analysis_html
 
@@ -240,7 +240,7 @@ def run_analysis(cfg: "DictConfig", run_dir: Path) -> MissionAnalysis:
         validate_statistics(cfg.statistics)
         metrics = evaluate_policy(cfg, device, recorder)
         episodes = records.read_jsonl(run_dir / records.EPISODES_FILE)
-        analysis = analyse_episodes(episodes, str(cfg.policy.name), cfg.mission, cfg.analyze, cfg.statistics)
+        analysis = analyse_episodes(episodes, metrics["policy"], cfg.mission, cfg.analyze, cfg.statistics)
         analysis.output_dir = run_dir
         analysis.provenance = {
             "run_id": recorder.provenance.get("run_id"), "run_dir": str(run_dir), "device": device,

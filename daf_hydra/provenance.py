@@ -1,9 +1,8 @@
-"""What a run records about where its numbers came from: config signature, code and package versions, host."""
+"""What a run records about where its numbers came from: its identity (arm, signature), code and package versions,
+host."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import socket
@@ -14,25 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from daf_hydra.identity import run_identity
+
 PACKAGES = (
     "daf_hydra", "mettagrid", "cogames", "pufferlib-core", "torch", "numpy", "scipy", "hydra-core", "omegaconf",
     "hydra-optuna-sweeper", "hydra-submitit-launcher", "optuna", "submitit", "plotly", "pandas",
 )
-# Keys that say where or how a run executes, not what it computes: left out of the signature.
-NON_SEMANTIC_KEYS = ("output_dir", "hydra", "evaluation.progress")
-
-
-def config_signature(cfg: dict[str, Any]) -> str:
-    """A short hash of everything that determines a run's numbers (dora-style): same signature, same results."""
-    data = json.loads(json.dumps(cfg, sort_keys=True, default=str))
-    for key in NON_SEMANTIC_KEYS:
-        node, *rest = key.split(".")
-        if rest and isinstance(data.get(node), dict):
-            data[node].pop(rest[0], None)
-        elif not rest:
-            data.pop(node, None)
-    blob = json.dumps(data, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 @lru_cache(maxsize=1)
@@ -74,11 +60,14 @@ def slurm_job_id() -> str | None:
 
 
 def collect(cfg: dict[str, Any], seed: int, device: str, run_id: str, kind: str) -> dict[str, Any]:
-    """The provenance block of run.json."""
+    """The provenance block of run.json. `identity` is what the run is (daf_hydra.identity); its signature is
+    the run's config signature: same signature, same numbers."""
+    identity = run_identity(cfg)
     return {
         "run_id": run_id,
         "kind": kind,
-        "config_signature": config_signature(cfg),
+        "config_signature": identity.signature,
+        "identity": identity.to_dict(),
         "config": cfg,
         "seed": seed,
         "device": device,

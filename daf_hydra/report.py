@@ -51,9 +51,11 @@ def write_report(
     index_dir: str | Path | None = None,
     workers: int | None = None,
 ) -> ReportOutputs:
-    """Aggregate `root`, compare the policies found, write tables and (unless `html=False`) report.html."""
+    """Aggregate `root`, compare the arms found (policies and the settings that tell their runs apart, with
+    training runs as the unit where arms have replicates: comparison.analysis_units), write tables and (unless
+    `html=False`) report.html."""
     from daf_hydra.aggregate import daf_aggregate_runs, write_tables
-    from daf_hydra.comparison import compare_episodes
+    from daf_hydra.comparison import analysis_units, compare_episodes
     from daf_hydra.visualization import tree_report_html, write_page
 
     tables = daf_aggregate_runs(root, use_index=use_index, index_dir=index_dir, workers=workers)
@@ -61,8 +63,10 @@ def write_report(
     files = write_tables(tables, out_dir)
     comparison = None
     if len(tables.episodes):
-        comparison = compare_episodes(tables.episodes, statistics, max_reward=_max_rewards(tables.runs),
-                                      runs=tables.runs)
+        units, unit, notes = analysis_units(tables.runs, tables.episodes)
+        comparison = compare_episodes(units, statistics, max_reward=_max_rewards(tables.runs),
+                                      runs=tables.runs.assign(policy=tables.runs["arm"]), unit=unit)
+        comparison.settings["notes"] = notes
         comparison.output_dir = out_dir
         files += comparison.save(out_dir / "comparison")
     report = write_page(tree_report_html(tables, comparison, title), out_dir / REPORT_FILE) if html else None

@@ -315,7 +315,7 @@ def train(
         policy = loading.instantiate(resolved, pei, device)
         network = policy.network()
         if network is None or not hasattr(network, "forward_eval"):
-            raise DAFError(f"policy {cfg.policy.name!r} ({resolved.class_path}) has no trainable network: "
+            raise DAFError(f"policy {resolved.class_path!r} has no trainable network: "
                            "train a neural policy such as daf_lstm, daf_mlp, lstm or stateless")
         use_rnn = bool(getattr(policy, "is_recurrent", lambda: False)())
 

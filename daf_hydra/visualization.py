@@ -273,8 +273,11 @@ def comparison_sections(results: "ComparisonResults", with_runs: bool = True) ->
     ci = f"{s['confidence']:.0%}"
     badge = f'<p class="{"ok" if c.complete else "bad"}">{esc(c.summary())}</p>'
     sections = []
-    completeness = badge + (
-        f"<p class=\"note\">{esc(s['pairing'])}.</p>"
+    unit = s.get("unit", "episode")
+    notes = "".join(f'<p class="bad">{esc(n)}</p>' for n in s.get("notes") or [])
+    completeness = badge + notes + (
+        f"<p class=\"note\">Unit of analysis: {'the training run' if unit == 'run' else 'the episode'}. "
+        f"{esc(s['pairing'])}.</p>"
         + "<h3>Missing episodes</h3>" + table_html(c.missing)
         + ("<h3>Recorded but unpaired (left out)</h3>" + table_html(c.left_out) if len(c.left_out) else "")
         + ("<h3>Duplicate episodes (not used)</h3>" + table_html(c.duplicates) if len(c.duplicates) else "")
@@ -298,10 +301,11 @@ def comparison_sections(results: "ComparisonResults", with_runs: bool = True) ->
                                                                 summary["optimality_gap_low"],
                                                                 summary["optimality_gap_high"])],
            "success rate": summary["success_rate"]},
-    )[["policy", "mission", "score", "n_episodes", "mean ± s.e.", f"median [{ci} CI]", f"IQM [{ci} CI]",
+    ).rename(columns={"n_episodes": "n runs" if unit == "run" else "n episodes"})[
+        ["policy", "mission", "score", "n runs" if unit == "run" else "n episodes", "mean ± s.e.", f"median [{ci} CI]", f"IQM [{ci} CI]",
        f"optimality gap [{ci} CI]", "success rate"]]
     body = (
-        f"<p class=\"note\">Intervals: {s['confidence']:.0%} stratified bootstrap (episodes resampled within each "
+        f"<p class=\"note\">Intervals: {s['confidence']:.0%} stratified bootstrap ({unit}s resampled within each "
         f"mission), {s['bootstrap_reps']} resamples, seed {s['bootstrap_seed']}. '{esc(ALL_MISSIONS)}' pools "
         f"{esc(', '.join(s['pooled_missions']) or 'no mission')} on: {esc(s['aggregate_score'])}.</p>"
         + table_html(table)
@@ -334,8 +338,10 @@ def comparison_sections(results: "ComparisonResults", with_runs: bool = True) ->
         shown = tests[["scope", "policy_x", "policy_y", "test", "statistic", "p_value", "p_adjusted",
                        "effect_size", "effect_size_name", "n_x", "n_y", "verdict", "note"]]
         sections.append(Section("tests", "Pairwise tests", (
-            f"<p class=\"note\">Wilcoxon signed-rank on seed-matched episodes; Welch's t and Mann-Whitney U as "
-            f"unpaired checks. p-values Holm-corrected within each scope and test at "
+            ("<p class=\"note\">Wilcoxon signed-rank on seed-matched episodes; Welch's t and Mann-Whitney U as "
+             "unpaired checks." if unit == "episode" else
+             "<p class=\"note\">Welch's t and Mann-Whitney U over training runs (independent: unpaired).")
+            + f" p-values Holm-corrected within each scope and test at "
             f"alpha = {s['significance_level']}. Effect sizes: rank-biserial (Wilcoxon), Hedges' g (Welch), "
             "Cliff's delta (Mann-Whitney); positive means X scores higher. Identical or zero-variance samples "
             "are named as such.</p>" + table_html(shown, max_rows=1000))))
@@ -437,15 +443,17 @@ def daf_export_benchmark_html(stages: dict[str, dict[str, Any]], evaluation: "pd
 
 
 def curves_figure(curves: "pd.DataFrame", x: str, metric: str) -> "go.Figure":
-    """One line per run (up to MAX_CURVE_RUNS per policy), and each policy's IQM across its runs where at least
-    three runs logged the same step."""
+    """One colour and one legend entry per arm (policy and the settings that tell its runs apart): one line per
+    run (up to MAX_CURVE_RUNS per arm), and the arm's IQM across its runs where at least three runs logged the
+    same step."""
     import plotly.graph_objects as go
 
     from daf_hydra import stats
 
     fig = go.Figure()
     data = curves.dropna(subset=[x, metric])
-    for i, (policy, rows) in enumerate(data.groupby("policy", sort=True, dropna=False)):
+    group = "arm" if "arm" in data else "policy"
+    for i, (policy, rows) in enumerate(data.groupby(group, sort=True, dropna=False)):
         for k, (run_dir, run) in enumerate(rows.groupby("run_dir", sort=True)):
             if k >= MAX_CURVE_RUNS:
                 break
@@ -459,7 +467,7 @@ def curves_figure(curves: "pd.DataFrame", x: str, metric: str) -> "go.Figure":
                                      legendgroup=_t(policy)))
         else:
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=_color(i)),
-                                     name=_t(policy), legendgroup=_t(policy)))
+                                     name=_t(policy), legendgroup=_t(policy), showlegend=True))
     return _layout(fig, f"Learning curves: {metric}", xaxis_title=_t(x), yaxis_title=_t(metric))
 
 
@@ -470,7 +478,7 @@ def curve_columns(curves: "pd.DataFrame") -> tuple[str | None, list[str]]:
     x = next((k for k in STEP_KEYS if k in curves), None)
     if x is None:
         return None, []
-    numeric = [c for c in curves.columns if c not in (x, "run_dir", "policy", "mission")
+    numeric = [c for c in curves.columns if c not in (x, "run_dir", "arm", "policy", "mission")
                and pd.api.types.is_numeric_dtype(curves[c]) and not pd.api.types.is_bool_dtype(curves[c])
                and curves[c].notna().any()]
     rewardish = [c for c in numeric if any(w in c.lower() for w in ("reward", "return", "score", "objective"))]
@@ -478,24 +486,33 @@ def curve_columns(curves: "pd.DataFrame") -> tuple[str | None, list[str]]:
     return x, (rewardish + rest)[:4]
 
 
-def sweep_parameters(runs: "pd.DataFrame") -> list[str]:
-    """Config keys that differ between the completed runs (what a sweep or multirun varied). Keys some runs lack
-    are differences of kind (another pipeline), not swept values, and are left out."""
-    from daf_hydra.provenance import NON_SEMANTIC_KEYS
+def sweep_parameters(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """What a sweep or multirun varied: one column per arm key whose value differs between the completed runs
+    (identity.differing_keys: one name per knob, `lr` for the learning rate), one row per run, indexed like
+    `runs`. Keys only some runs have are differences of kind (another pipeline), not swept values."""
+    import pandas as pd
 
-    done = runs[runs["status"] == "completed"]
-    skip = {f"config.{k}" for k in NON_SEMANTIC_KEYS} | {"config.pipeline.name"}
-    return [c for c in done.columns if c.startswith("config.") and c not in skip
-            and not any(c.startswith(f"{k}.") for k in skip)
-            and done[c].notna().all() and _text(done[c]).nunique() > 1]
+    from daf_hydra.identity import RunIdentity, differing_keys
+
+    done = runs[(runs["status"] == "completed") & runs["identity"].notna()] if "identity" in runs else runs.iloc[0:0]
+    identities = [RunIdentity.from_dict(json.loads(t)) for t in done["identity"]] if len(done) else []
+    keys = differing_keys(identities)
+    return pd.DataFrame([{k: i.arm.get(k) for k in keys} for i in identities], index=done.index, columns=keys)
 
 
-def sweep_figures(runs: "pd.DataFrame", params: Sequence[str], minimize: bool, prefix: str) -> list[str]:
+def _log_axis(values: Sequence[Any]) -> bool:
+    """A log axis for a numeric knob spanning a factor of 10 or more (learning rates, coefficients)."""
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return len(numbers) == len(values) and bool(numbers) and min(numbers) > 0 and max(numbers) / min(numbers) >= 10
+
+
+def sweep_figures(runs: "pd.DataFrame", params: "pd.DataFrame", minimize: bool, prefix: str) -> list[str]:
     """Objective per trial (in start order, with the best so far) and objective against each varied value."""
     import numpy as np
     import plotly.graph_objects as go
 
     done = runs[(runs["status"] == "completed") & runs["metric.objective"].notna()].sort_values("started_at")
+    params = params.loc[done.index]
     objective = done["metric.objective"].astype(float).to_numpy()
     best = (np.minimum if minimize else np.maximum).accumulate(objective)
     trials = list(range(len(done)))
@@ -505,13 +522,16 @@ def sweep_figures(runs: "pd.DataFrame", params: Sequence[str], minimize: bool, p
     ])
     out = [figure_html(_layout(fig, "Objective per trial", xaxis_title="trial (start order)",
                                yaxis_title="objective"), f"{prefix}-trials")]
-    for k, param in enumerate(params[:8]):
+    for k, param in enumerate(list(params.columns)[:8]):
+        values = params[param].tolist()
         fig = go.Figure(go.Scatter(
-            x=[_t(v) if isinstance(v, str) else v for v in done[param]], y=objective, mode="markers",
-            text=[_t(d) for d in done["run_dir"]], marker=dict(size=8)))
-        out.append(figure_html(_layout(fig, f"Objective vs {param.removeprefix('config.')}", height=340,
-                                       xaxis_title=_t(param.removeprefix("config.")), yaxis_title="objective"),
-                               f"{prefix}-{k}"))
+            x=[_t(v) if isinstance(v, str) else (json.dumps(v) if isinstance(v, (list, dict)) else v)
+               for v in values], y=objective, mode="markers", text=[_t(d) for d in done["run_dir"]],
+            marker=dict(size=8)))
+        fig = _layout(fig, f"Objective vs {param}", height=340, xaxis_title=_t(param), yaxis_title="objective")
+        if _log_axis(values):
+            fig.update_xaxes(type="log")
+        out.append(figure_html(fig, f"{prefix}-{k}"))
     return out
 
 
@@ -525,10 +545,9 @@ def _sweep_section(tables: "RunTables") -> Section | None:
         group = runs if sweep["path"] == "." else runs[runs["run_dir"].str.startswith(sweep["path"] + "/")]
         done = group[(group["status"] == "completed") & group["metric.objective"].notna()] if has_objective \
             else group.iloc[0:0]
-        params = sweep_parameters(done) if len(done) else []
+        params = sweep_parameters(done)
         optuna = sweep["best_value"] is not None or sweep["best_params"] is not None
-        if not optuna and not sweep["error"] and all(p.startswith(("config.policy.", "config.mission."))
-                                                     for p in params):
+        if not optuna and not sweep["error"] and all(p.startswith(("policy.", "mission.")) for p in params.columns):
             continue
         body += f"<h3>{esc(sweep['path'])}</h3>"
         if sweep["error"]:

@@ -12,7 +12,7 @@ import torch
 
 from daf_hydra.compose import compose_config
 from daf_hydra.errors import DAFError
-from daf_hydra.orchestrators.evaluate import evaluate_policy
+from daf_hydra.runs import evaluate_policy
 from daf_hydra.policies import loading
 
 FAST = ["mission=training_facility_1", "mission.max_steps=50", "evaluation.episodes=2", "evaluation.num_envs=2"]

@@ -27,9 +27,10 @@ from daf_hydra.compose import load_mission
 from daf_hydra.config import validate_evaluation, validate_training
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import build_env
-from daf_hydra.orchestrators.evaluate import evaluate_policy, start_run
 from daf_hydra.orchestrators.result import FAILED, PARTIAL, SUCCESS, PipelineResult
+from daf_hydra.identity import policy_name
 from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
+from daf_hydra.runs import evaluate_policy, start_run, to_container
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
@@ -101,7 +102,8 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
     result.timestamp = begin
     result.outputs["run_dir"] = str(run_dir)
     recorder, device = start_run(cfg, run_dir, PIPELINE)
-    metrics: dict[str, Any] = {"policy": cfg.policy.name}
+    name = policy_name(to_container(cfg.policy))
+    metrics: dict[str, Any] = {"policy": name}
     try:
         with _stage(result, "environment_check"):
             missions, evals = validate_train_run(cfg)
@@ -122,11 +124,11 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
             with _stage(result, "checkpoint"):
                 _verify_checkpoint(checkpoint, trained.weights_digest, missions[0])
         else:
-            reason = f"policy {cfg.policy.name!r} has nothing to train (policy.network() is None): evaluating only"
+            reason = f"policy {name!r} has nothing to train (policy.network() is None): evaluating only"
             print(reason)
             result.outputs["skipped"] = {"training": reason, "checkpoint": reason}
         with _stage(result, "evaluation"):
-            evaluation = evaluate_missions(cfg, evals, checkpoint, device, recorder)
+            evaluation = evaluate_missions(cfg, evals, checkpoint, device, recorder, name)
     except BaseException as exc:
         if isinstance(exc, TrainingInterrupted):
             metrics["final_checkpoint"] = str(exc.checkpoint)
@@ -136,14 +138,14 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
         recorder.fail(exc, metrics)
         result.write(run_dir)
         raise
-    summary = _summary(cfg, evaluation)
+    summary = _summary(cfg, name, evaluation)
     metrics.update(summary, evaluation=evaluation, objective=summary["mean_reward"])  # as the evaluate pipeline's
     result.outputs.update(evaluation=evaluation, mean_reward=summary["mean_reward"])
     result.status = SUCCESS
     result.total_time_seconds = time.time() - begin
     recorder.complete(metrics)
     result.write(run_dir)
-    _report(cfg, metrics, run_dir)
+    _report(name, metrics, run_dir)
     return result
 
 
@@ -200,26 +202,27 @@ def _verify_checkpoint(bundle: Path, digest: str, mission: DictConfig) -> None:
 
 
 def evaluate_missions(cfg: DictConfig, missions: list[DictConfig], checkpoint: Optional[Path], device: str,
-                      recorder: RunRecorder) -> dict[str, dict[str, Any]]:
+                      recorder: RunRecorder, name: str) -> dict[str, dict[str, Any]]:
     """The evaluate pipeline's `evaluate_policy` on each mission, playing `checkpoint` (None: the policy as
-    configured); one summary per mission name."""
+    configured) under the run's policy `name`; one summary per mission name. A trained checkpoint plays the
+    evaluation seeds every arm and replicate plays (runs.evaluation_seeds)."""
     out = {}
     for mission in missions:
         sub = copy.deepcopy(cfg)
         sub.mission = mission
         if checkpoint is not None:
             sub.policy.data_path = str(checkpoint)
-        out[str(mission.name)] = evaluate_policy(sub, device, recorder)
+        out[str(mission.name)] = evaluate_policy(sub, device, recorder, name=name, trained=checkpoint is not None)
     return out
 
 
-def _summary(cfg: DictConfig, evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _summary(cfg: DictConfig, name: str, evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Top-level metrics shaped like the evaluate pipeline's, so every reader of runs reads train runs too: with
     one evaluation mission, its summary; with several, `mission` names them all (a+b), each summary key is
     averaged over them and episodes are summed."""
     if len(evaluation) == 1:
         return dict(next(iter(evaluation.values())))
-    out: dict[str, Any] = {"policy": cfg.policy.name, "mission": "+".join(evaluation), "seed": int(cfg.seed),
+    out: dict[str, Any] = {"policy": name, "mission": "+".join(evaluation), "seed": int(cfg.seed),
                            "episodes": sum(s["episodes"] for s in evaluation.values())}
     for key in AVERAGED:
         values = [s.get(key) for s in evaluation.values()]
@@ -227,14 +230,14 @@ def _summary(cfg: DictConfig, evaluation: dict[str, dict[str, Any]]) -> dict[str
     return out
 
 
-def _report(cfg: DictConfig, metrics: dict[str, Any], run_dir: Path) -> None:
+def _report(name: str, metrics: dict[str, Any], run_dir: Path) -> None:
     training = metrics.get("training")
     if training:
-        print(f"{cfg.policy.name}: trained {training['agent_steps']:,} agent steps, {training['updates']} updates "
+        print(f"{name}: trained {training['agent_steps']:,} agent steps, {training['updates']} updates "
               f"({training['sps']:,.0f} SPS) -> {metrics['final_checkpoint']}")
     for mission, s in metrics["evaluation"].items():
-        print(f"{cfg.policy.name} on {mission}: mean reward {s['mean_reward']:.2f} +- {s['stderr_reward']:.2f} "
+        print(f"{name} on {mission}: mean reward {s['mean_reward']:.2f} +- {s['stderr_reward']:.2f} "
               f"(s.e.) over {s['episodes']} episodes")
     if len(metrics["evaluation"]) > 1:
-        print(f"{cfg.policy.name} on {metrics['mission']}: mean reward {metrics['mean_reward']:.2f} (mission average)")
+        print(f"{name} on {metrics['mission']}: mean reward {metrics['mean_reward']:.2f} (mission average)")
     print(f"-> {run_dir}")

@@ -1,0 +1,92 @@
+"""The steps every run shares, whatever feature or pipeline starts it: start a run (run.json with its provenance
+and identity), play a policy into a run (episodes.jsonl), and fail-and-record.
+
+Features (comparison, mission analysis, distributed training) and pipelines both build on these, so a run
+started by any of them is recorded the same way and named by `identity.run_identity`, from the config that was
+actually instantiated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from daf_hydra import provenance
+from daf_hydra.config import validate_evaluation
+from daf_hydra.identity import RunIdentity, policy_name, run_identity
+from daf_hydra.records import RunRecorder, summarize_episodes
+
+
+def to_container(cfg: Any) -> dict[str, Any]:
+    """A plain, resolved dict of a config (what run.json records and identity reads)."""
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)  # type: ignore
+
+
+def identity_of(cfg: DictConfig, trained: bool | None = None) -> RunIdentity:
+    """The run's identity (daf_hydra.identity) from its composed config."""
+    return run_identity(to_container(cfg), trained)
+
+
+def start_run(cfg: DictConfig, run_dir: Path, kind: str) -> tuple[RunRecorder, str]:
+    """Write run.json (provenance and identity) before any work, so even a run that fails at once leaves a
+    record. Every run starts here, in whatever process plays it, so `resources.gpu_memory_fraction` is applied
+    here too."""
+    from daf_hydra.environment_checks import apply_gpu_memory_fraction, resolve_device
+
+    device = resolve_device(cfg.device)
+    resources = cfg.get("resources")
+    apply_gpu_memory_fraction(resources.get("gpu_memory_fraction") if resources is not None else None, device)
+    config = to_container(cfg)
+    meta = provenance.collect(config, int(cfg.seed), device, uuid.uuid4().hex[:12], kind)
+    return RunRecorder(run_dir, meta), device
+
+
+@contextmanager
+def recording(recorder: RunRecorder, metrics: dict[str, Any] | None = None) -> Iterator[None]:
+    """Fail-and-record: any exception leaving the block writes metrics.json as failed (with `metrics` so far),
+    then propagates; a failed run never gets a score."""
+    try:
+        yield
+    except BaseException as exc:
+        recorder.fail(exc, metrics)
+        raise
+
+
+def evaluation_seeds(cfg: DictConfig, trained: bool) -> list[int]:
+    """Episode k plays seed first+k. The first seed is `evaluation.seed`, else 0 for a policy this run trained
+    (arms and replicates meet the same maps: the evaluation does not move with the training seed), else the
+    run's seed (a fixed policy's replicates are its episodes)."""
+    first = cfg.evaluation.get("seed")
+    if first is None:
+        first = 0 if trained else int(cfg.seed)
+    return [int(first) + k for k in range(int(cfg.evaluation.episodes))]
+
+
+def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None = None, *,
+                    name: str | None = None, trained: bool = False) -> dict[str, Any]:
+    """Play the configured episodes of `cfg.policy` on `cfg.mission` and return the summary (the evaluate
+    pipeline's metrics). `name`: the policy's name in the records (default: what `cfg.policy` instantiates);
+    `trained`: the policy was trained by this run (its evaluation seeds then start at 0)."""
+    from daf_hydra.evaluation import LoadedPolicy, play, seed_everything
+    from daf_hydra.missions import build_env
+    from daf_hydra.policies import loading
+
+    validate_evaluation(cfg.evaluation)
+    seed_everything(int(cfg.seed))
+    name = name or policy_name(to_container(cfg.policy))
+    env_cfg = build_env(cfg.mission)
+    policy = LoadedPolicy(name, loading.resolve(cfg.policy.class_path, cfg.policy.data_path,
+                                                dict(cfg.policy.kwargs)), device)
+    mission = str(cfg.mission.name)
+    episodes = play(
+        env_cfg, policy, evaluation_seeds(cfg, trained), int(cfg.evaluation.num_envs),
+        deterministic=bool(cfg.evaluation.deterministic),
+        on_episode=(lambda e: recorder.episode({"policy": name, "mission": mission, **e})) if recorder else None,
+        progress=cfg.evaluation.progress,
+        success_threshold=float(cfg.mission.success_threshold) if cfg.mission.source == "catalog" else None,
+    )
+    return {"policy": name, "mission": mission, "seed": int(cfg.seed), **summarize_episodes(episodes)}
