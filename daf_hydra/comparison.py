@@ -33,6 +33,7 @@ import numpy as np
 from daf_hydra import stats
 from daf_hydra.config import StatisticsConfig
 from daf_hydra.errors import DAFError
+from daf_hydra.identity import policy_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,10 +87,11 @@ def parse_policy(entry: Any) -> PolicyEntry:
         from omegaconf import OmegaConf
 
         kwargs = OmegaConf.to_container(entry.kwargs) if OmegaConf.is_config(entry.kwargs) else entry.kwargs
-        return PolicyEntry(str(entry.name), str(entry.class_path), entry.data_path, dict(kwargs or {}))
+        named = {"name": entry.name, "class_path": entry.class_path, "data_path": entry.data_path}
+        return PolicyEntry(policy_name(named), str(entry.class_path), entry.data_path, dict(kwargs or {}))
     if isinstance(entry, Mapping) and "class_path" in entry:
-        return PolicyEntry(str(entry.get("name") or entry["class_path"]), str(entry["class_path"]),
-                           entry.get("data_path"), dict(entry.get("kwargs") or {}))
+        return PolicyEntry(policy_name(entry), str(entry["class_path"]), entry.get("data_path"),
+                           dict(entry.get("kwargs") or {}))
     raise DAFError(f"cannot use {entry!r} as a policy: give a policy name, class path, bundle directory, "
                    "name:checkpoint, a mettagrid PolicySpec or a PolicyEntry")
 

@@ -162,7 +162,7 @@ def resolve_backend(cfg: DictConfig) -> str:
     backend = str(cfg.training.distributed.backend)
     if backend != "auto":
         return backend
-    from daf_hydra.environment_checks import resolve_device
+    from daf_hydra.device import resolve_device
 
     return "nccl" if resolve_device(cfg.training.device).startswith("cuda") else "gloo"
 

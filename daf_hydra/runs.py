@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra import provenance
 from daf_hydra.config import validate_evaluation
+from daf_hydra.device import apply_gpu_memory_fraction, resolve_device
 from daf_hydra.identity import RunIdentity, policy_name, run_identity
 from daf_hydra.records import RunRecorder, summarize_episodes
 
@@ -35,8 +36,6 @@ def start_run(cfg: DictConfig, run_dir: Path, kind: str) -> tuple[RunRecorder, s
     """Write run.json (provenance and identity) before any work, so even a run that fails at once leaves a
     record. Every run starts here, in whatever process plays it, so `resources.gpu_memory_fraction` is applied
     here too."""
-    from daf_hydra.environment_checks import apply_gpu_memory_fraction, resolve_device
-
     device = resolve_device(cfg.device)
     resources = cfg.get("resources")
     apply_gpu_memory_fraction(resources.get("gpu_memory_fraction") if resources is not None else None, device)

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from daf_hydra.environment_checks import resolve_device
+from daf_hydra.device import resolve_device
 from daf_hydra.errors import DAFError
 from daf_hydra.evaluation import seeded_env
 from daf_hydra.missions import build_env

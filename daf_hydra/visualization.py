@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from daf_hydra.aggregate import RunTables
     from daf_hydra.comparison import ComparisonResults
-    from daf_hydra.mission_analysis import MissionAnalysis
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
@@ -662,8 +661,9 @@ def _frame(rows: list[dict[str, Any]]) -> "pd.DataFrame":
 # ------------------------------------------------------------------------------------------------------------
 
 
-def daf_export_mission_analysis_html(analysis: "MissionAnalysis", output_path: str | Path) -> Path:
-    """One self-contained HTML report of a mission analysis; returns its path."""
+def daf_export_mission_analysis_html(analysis: Any, output_path: str | Path) -> Path:
+    """One self-contained HTML report of a mission analysis (`mission_analysis.MissionAnalysis`, which imports this
+    module: hence no type import here); returns its path."""
     import plotly.graph_objects as go
 
     a = analysis

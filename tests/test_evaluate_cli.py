@@ -30,7 +30,8 @@ def test_evaluate_writes_the_documented_records(cli, tmp_path):
     prov = run.provenance
     assert prov["seed"] == 0 and prov["device"] == "cpu"
     assert prov["packages"]["mettagrid"] and prov["code"]["git_commit"]
-    assert prov["config"]["policy"]["name"] == "baseline" and len(prov["config_signature"]) == 12
+    assert prov["identity"]["policy"] == "baseline" and run.metrics["policy"] == "baseline"
+    assert len(prov["config_signature"]) == 12 and prov["config_signature"] == prov["identity"]["signature"]
 
 
 def _rewards(path: Path) -> list[list[float]]:

@@ -116,7 +116,7 @@ def test_gpu_memory_fraction_reaches_every_run_and_is_applied_only_on_cuda(tmp_p
     the call torch would get on a CUDA device (the CUDA call itself is replaced by a recorder)."""
     import torch
 
-    from daf_hydra.environment_checks import apply_gpu_memory_fraction
+    from daf_hydra.device import apply_gpu_memory_fraction
     from daf_hydra.orchestrators import daf_run_comparison_pipeline
 
     result = daf_run_comparison_pipeline(
