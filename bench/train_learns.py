@@ -48,7 +48,9 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    common = [f"mission={args.mission}", f"evaluation.episodes={args.episodes}", f"seed={args.seed}"]
+    # both play evaluation seeds 0..episodes-1 whatever the training seed (paired)
+    common = [f"mission={args.mission}", f"evaluation.episodes={args.episodes}", f"seed={args.seed}",
+              "evaluation.seed=0"]
     with tempfile.TemporaryDirectory() as tmp:
         trained = _run(["pipeline=train", f"policy={args.policy}", f"training.total_steps={args.steps}", *common],
                        Path(tmp) / "trained")

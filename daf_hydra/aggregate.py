@@ -216,7 +216,8 @@ def _read_one(run_dir: Path, rel: str, signature: str) -> tuple[dict[str, Any], 
     skip = {"schema_version", "status", "error", "run_id", "started_at", "ended_at", "duration_s", "policy", "mission",
             "trained"}
     row.update(_flat({k: v for k, v in metrics.items() if k not in skip}, "metric."))
-    row.update(_flat(config, "config."))
+    # `lr` only feeds training.learning_rate: one column per knob
+    row.update(_flat({k: v for k, v in config.items() if k != "lr"}, "config."))
     return row, record.episodes, record.curve
 
 
