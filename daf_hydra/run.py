@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from daf_hydra.compose import check_group_choices, prepare_config_store
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import CONF_DIR
+from daf_hydra.sweeps import register_sweeper
 
 
 # Config-selected targets Hydra may instantiate: our callbacks and launcher, Optuna's samplers.
@@ -60,6 +61,7 @@ def cli() -> None:
     args = [_normalise(a) for a in sys.argv[1:]]
     sys.argv[1:] = args
     prepare_config_store(args)
+    register_sweeper()
     try:
         check_group_choices(args)
     except DAFError as exc:

@@ -2,8 +2,9 @@
 
 A sweep is a Hydra multirun (`-m +sweep=lstm_lr`, or `-m hydra/sweeper=tpe hydra.sweeper.params.lr=...`): each
 trial is an ordinary daf_hydra run with its own run directory, and its objective is what the pipeline returns.
-Studies live in a SQLite file (`multirun/sweeps/optuna.db`, one study per sweep name) or any database URL, so
-re-running the same command resumes the study and several machines can share one.
+Studies live in a SQLite file (`multirun/sweeps/optuna.db`) or any database URL. A study belongs to one sweep
+definition (`DAFOptunaSweeper`): unnamed, it is named after it (`sweep-<hash>`), so re-running the same command
+resumes it, several machines can share it, and a different sweep never lands in it.
 
 When the multirun ends, `SweepResultsCallback` writes into the sweep directory:
   trials.csv          every trial of the study: number, state, objective(s), params, duration, run dir, error
@@ -18,20 +19,25 @@ The Python API (`DAFSweepConfig`, `daf_launch_sweep`, `daf_sweep_best_config`) l
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import json
 import math
 import os
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 from hydra.experimental.callback import Callback
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra.errors import DAFError
+from daf_hydra.identity import ALIASES, SECTIONS, run_identity
 from daf_hydra.records import METRICS_FILE, write_json_atomic
 
 TRIALS_FILE = "trials.csv"
@@ -40,6 +46,10 @@ BEST_OVERRIDES_FILE = "best_overrides.yaml"
 SWEEP_FILE = "sweep.json"
 SWEEP_REPORT_FILE = "sweep_report.html"
 STRATEGY_SWEEPERS = {"bayesian": "tpe", "tpe": "tpe", "random": "random", "grid": "grid", "gp": "gp"}
+# Study user attributes: the definition a study was created for, and the settings behind its `settings` id.
+DEFINITION_ATTR = "daf_sweep_definition"
+SETTINGS_ATTR = "daf_sweep_settings"
+RANGE_KEYS = {"low", "high", "log", "int"}
 
 
 def sqlite_storage(path: str) -> str:
@@ -55,6 +65,104 @@ def sqlite_storage(path: str) -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("daf_sqlite"):
         OmegaConf.register_resolver("daf_sqlite", sqlite_storage)
+
+
+def register_sweeper() -> None:
+    """Make `DAFOptunaSweeper` instantiable: Hydra instantiates only the sweepers it knows (plugins it found, or
+    registered so), whatever `_target_` says."""
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance().register(DAFOptunaSweeper)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One study per sweep definition
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class DAFOptunaSweeper(OptunaSweeper):
+    """Hydra's Optuna sweeper (the `_target_` of conf/hydra/sweeper/*.yaml) with one study per sweep definition.
+
+    The plugin creates, or silently resumes, whatever study `study_name` names, so unrelated sweeps that share a
+    name mix their trials (and TPE learns from both). Here, before any trial runs, an unnamed sweep (`sweep_name`
+    empty) gets the study `sweep-<hash of its definition>`, and a named study must have been created for this
+    sweep's definition (kept in its user attributes) or the sweep stops with one line naming both. Every trial
+    gets the name as `sweep_name`: its records, its sweep directory and `SweepResultsCallback` find the study."""
+
+    def sweep(self, arguments: list[str]) -> None:
+        impl = self.sweeper  # the plugin's implementation: its options and, after setup, the sweep's config
+        try:
+            definition, settings = sweep_definition(impl.config, impl.params, arguments)
+            name = impl.study_name or derived_study_name(definition)
+            if impl.storage is not None:  # an in-memory study is new at every start
+                claim_study(str(impl.storage), name, definition, settings, impl._get_directions())  # as it will
+        except DAFError as exc:  # a user's mistake: one line, exit 2, as a single run's (daf_hydra.run)
+            if os.environ.get("HYDRA_FULL_ERROR"):
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        impl.study_name = name
+        impl.config.sweep_name = name  # the sweep's own config: its sweep dir, SweepResultsCallback
+        return super().sweep([*arguments, f"sweep_name={name}"])
+
+
+def sweep_definition(cfg: DictConfig, params: Mapping[str, Any] | None,
+                     arguments: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a study is about, and the settings it was run with.
+
+    The definition: the search space (as Optuna reads it: `hydra.sweeper.params` and the command line's sweep
+    expressions), the objective, policy, mission and pipeline, and `settings`, the id of everything else that
+    decides a trial's numbers (`identity.run_identity`'s arm of the sweep's own config, where no swept key has a
+    trial's value yet). Sweeps that differ in any of it (episodes, training steps, a mission override) measure
+    different things, so they never share a study. The settings themselves are returned to say what differs."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    space, fixed, _ = create_params_from_overrides([*(f"{k}={v}" for k, v in (params or {}).items()), *arguments])
+    sections = SECTIONS.get(str(cfg.pipeline.name))  # only what the identity reads is resolved
+    plain = {k: _plain(cfg[k]) for k in cfg if k not in ("hydra", "output_dir")
+             and (sections is None or k in ("pipeline", "seed", "objective", *sections))}
+    identity = run_identity(plain)
+    definition = {
+        "search_space": ", ".join(f"{k}={d!r}" for k, d in sorted(space.items()) if k not in fixed),
+        "objective": f"{plain['objective']['metric']} {plain['objective']['direction']}",
+        "policy": identity.policy, "mission": identity.mission, "pipeline": identity.pipeline,
+        "settings": identity.arm_id,
+    }
+    return definition, identity.arm
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def derived_study_name(definition: Mapping[str, Any]) -> str:
+    """`sweep-<12 hex>`: the study of an unnamed sweep, the same for the same definition on every machine."""
+    return "sweep-" + hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def describe(definition: Mapping[str, Any]) -> str:
+    """A definition on one line, for the error that names two of them."""
+    return "; ".join(f"{k} {v}" for k, v in definition.items())
+
+
+def claim_study(storage: str, name: str, definition: dict[str, Any], settings: dict[str, Any],
+                directions: list[str]) -> None:
+    """Open (or create) study `name`, recording the definition it is created for; refuse one created for another.
+
+    Studies made before definitions were recorded have none: they are claimed by the first sweep that resumes them."""
+    import optuna
+
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
+    stored = study.user_attrs.get(DEFINITION_ATTR)
+    if stored is None:
+        study.set_user_attr(DEFINITION_ATTR, definition)
+        study.set_user_attr(SETTINGS_ATTR, settings)
+    elif stored != definition:
+        before = study.user_attrs.get(SETTINGS_ATTR) or {}
+        changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+        raise DAFError(f"study {name!r} ({storage}) was created for another sweep [{describe(stored)}], not this one "
+                       f"[{describe(definition)}]" + (f" (settings differ in {', '.join(changed)})" if changed else "")
+                       + ": give this sweep another sweep_name, or none to get a study of its own")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,18 +330,23 @@ def write_sweep_report(path: Path, study: Any) -> None:
 
 
 class SweepResultsCallback(Callback):
-    """Hydra callback: after an Optuna multirun, write trials.csv, best_config.yaml and the sweep report."""
+    """Hydra callback: after an Optuna multirun, write trials.csv, best_config.yaml and the sweep report.
+
+    Nothing when no trial was launched (no sweep directory: the sweep stopped before, e.g. on another sweep's
+    study) or the study was not stored."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
-        if "optuna" not in str(sweeper.get("_target_", "")).lower():
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if "optuna" not in str(sweeper.get("_target_", "")).lower() or not sweeper.study_name \
+                or sweeper.storage is None or not sweep_dir.is_dir():
             return
         objective = config.get("objective")
         names = list(objective.metric) if objective is not None and OmegaConf.is_list(objective.metric) else [
             str(objective.metric) if objective is not None else "objective"]
-        summary = write_sweep_results(Path(config.hydra.sweep.dir), str(sweeper.storage), str(sweeper.study_name), names)
+        summary = write_sweep_results(sweep_dir, str(sweeper.storage), str(sweeper.study_name), names)
         print(f"sweep {summary['study_name']}: {summary['completed']} completed, {summary['failed']} failed trials "
-              f"-> {Path(config.hydra.sweep.dir) / TRIALS_FILE}")
+              f"-> {sweep_dir / TRIALS_FILE}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -247,7 +360,8 @@ class DAFSweepConfig:
 
     search_space: parameter -> a list of values (categorical; the grid of `strategy: grid`), or a dict
     {low, high, log: bool, int: bool} (a range). A name without a dot means `training.<name>` when training has
-    such a field (`learning_rate`), else a top-level key; dotted names are used as they are (`policy.kwargs.hidden_size`).
+    such a field (`ent_coef`), else a top-level key; dotted names are used as they are (`policy.kwargs.hidden_size`);
+    the learning rate is swept as `lr`, its one public name, however it is spelled (`parameter_key`).
     """
 
     policy_class_path: str = "lstm"
@@ -255,7 +369,9 @@ class DAFSweepConfig:
     missions: list[str] = field(default_factory=lambda: ["training_facility_1"])
     episodes_per_trial: int = 5
     num_trials: int = 8
-    search_space: dict[str, Any] = field(default_factory=lambda: {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}})
+    # Any, not a dict: Hydra refuses `sweep.search_space={...}` from the command line into a typed (struct) dict
+    # node, and takes it into an untyped null one (conf/config.yaml's `search_space: null`).
+    search_space: Any = field(default_factory=lambda: {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}})
     strategy: str = "bayesian"  # grid | random | bayesian (TPE) | gp
     seed: int = 0
     objective_metric: str = "mean_reward"
@@ -264,7 +380,7 @@ class DAFSweepConfig:
     max_failure_rate: float = 0.0
     pipeline: str = "train"  # train (train, then evaluate) | evaluate
     training_steps: int | None = None
-    sweep_name: str = "daf_sweep"
+    sweep_name: str | None = None  # the Optuna study; None: the study of this sweep's definition, sweep-<hash>
     storage: str | None = None  # any database URL; None: multirun/sweeps/optuna.db
     output_root: str = "multirun/sweeps"
     extra_overrides: list[str] = field(default_factory=list)
@@ -289,15 +405,24 @@ class DAFSweepConfig:
             raise DAFError(f"episodes_per_trial={self.episodes_per_trial} is invalid: it must be >= 1")
         if self.max_parallel_jobs < 1:
             raise DAFError(f"max_parallel_jobs={self.max_parallel_jobs} is invalid: it must be >= 1")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise DAFError(f"max_failure_rate={self.max_failure_rate} is invalid: it must be between 0 and 1")
         if not self.missions:
             raise DAFError("missions is empty: list at least one mission, e.g. [training_facility_1]")
-        if not self.search_space:
-            raise DAFError("search_space is empty: give at least one parameter, e.g. {learning_rate: [1e-4, 1e-3]} "
-                           "(pipeline=sweep: '+sweep.search_space.learning_rate=[1e-4,1e-3]')")
+        if not isinstance(self.search_space, dict) or not self.search_space:
+            raise DAFError(f"search_space={self.search_space!r} is invalid: give at least one parameter, e.g. "
+                           "{learning_rate: [1e-4, 1e-3]} "
+                           "(pipeline=sweep: 'sweep.search_space={learning_rate:[1e-4,1e-3]}')")
         if self.pipeline not in ("train", "evaluate"):
             raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
         for name, space in self.search_space.items():
             _sweep_expression(name, space)
+            if not _is_setting(parameter_key(name)):
+                raise DAFError(f"search_space.{name} is invalid: {parameter_key(name)} is not a setting of a run "
+                               "(a training field such as learning_rate, or a dotted key such as mission.max_steps)")
+            if self.strategy == "grid" and isinstance(space, dict) and not space.get("int"):
+                raise DAFError(f"search_space.{name}={space} is a continuous range: strategy=grid needs a list of "
+                               "values (or an int range)")
 
     def overrides(self) -> list[str]:
         """The Hydra overrides of the equivalent CLI multirun."""
@@ -323,9 +448,11 @@ class DAFSweepConfig:
             f"hydra.sweeper.n_trials={self.num_trials}",
             f"hydra.sweeper.n_jobs={self.max_parallel_jobs}",
             f"hydra.sweeper.max_failure_rate={self.max_failure_rate}",
-            f"hydra.sweeper.study_name={self.sweep_name}",
-            f"hydra.sweep.dir={Path(self.output_root).resolve()}/{self.sweep_name}/${{now:%Y-%m-%d_%H-%M-%S-%f}}",
+            # the study's name, given or derived (DAFOptunaSweeper sets it before the first trial)
+            f"hydra.sweep.dir={Path(self.output_root).resolve()}/${{sweep_name}}/${{now:%Y-%m-%d_%H-%M-%S-%f}}",
         ]
+        if self.sweep_name:
+            out.append(f"sweep_name={self.sweep_name}")
         if self.storage:
             out.append(f"hydra.sweeper.storage={self.storage}")
         if self.max_parallel_jobs > 1:
@@ -338,21 +465,47 @@ class DAFSweepConfig:
 
 
 def parameter_key(name: str) -> str:
-    """`learning_rate` -> `training.learning_rate`; dotted names and top-level keys stay as they are."""
+    """The key a search-space name sweeps, under its one public name: `learning_rate` (and
+    `training.learning_rate`) -> `lr` (identity.ALIASES), so the API's trials have the CLI's columns; another
+    training field `ent_coef` -> `training.ent_coef`; other names stay as they are."""
     from daf_hydra.config import TrainingConfig
 
-    if "." in name or name not in TrainingConfig.__dataclass_fields__:
-        return name
-    return f"training.{name}"
+    key = f"training.{name}" if "." not in name and name in TrainingConfig.__dataclass_fields__ else name
+    return ALIASES.get(key, key)
+
+
+def _is_setting(key: str) -> bool:
+    """Whether `key` names a setting of a run (a field of `config.DAFRunConfig`, followed down its dataclasses;
+    below a dict field such as `policy.kwargs` any key is), so a misspelt parameter fails before any trial."""
+    import types
+
+    from daf_hydra.config import DAFRunConfig
+
+    node: Any = DAFRunConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node):
+            return True
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            return False
+        node = hints[part]
+        if typing.get_origin(node) in (typing.Union, types.UnionType):  # Optional[X] -> X
+            node = next(a for a in typing.get_args(node) if a is not type(None))
+    return True
 
 
 def _sweep_expression(name: str, space: Any) -> str:
     if isinstance(space, (list, tuple)) and space:
+        if not all(v is None or isinstance(v, (str, int, float, bool)) for v in space):
+            raise DAFError(f"search_space.{name}={space!r} is invalid: Optuna's choices are numbers, strings, "
+                           "booleans or null")
         return "choice(" + ",".join(str(v) for v in space) + ")"
-    if isinstance(space, dict) and {"low", "high"} <= set(space):
+    if isinstance(space, dict) and {"low", "high"} <= set(space) <= RANGE_KEYS:
         low, high = space["low"], space["high"]
         if not low < high:
             raise DAFError(f"search_space.{name}: low={low} must be below high={high}")
+        if space.get("log") and not low > 0:
+            raise DAFError(f"search_space.{name}: low={low} must be above 0 on a log scale")
         if space.get("int"):
             low, high = int(low), int(high)
         else:
@@ -360,7 +513,8 @@ def _sweep_expression(name: str, space: Any) -> str:
         expr = f"interval({low}, {high})"
         expr = f"tag(log, {expr})" if space.get("log") else expr
         return f"int({expr})" if space.get("int") else expr
-    raise DAFError(f"search_space.{name}={space!r} is invalid: give a list of values or {{low: .., high: .., log: ..}}")
+    raise DAFError(f"search_space.{name}={space!r} is invalid: give a list of values or "
+                   "{low: .., high: .., log: bool, int: bool}")
 
 
 @dataclass
@@ -394,19 +548,19 @@ def daf_launch_sweep(cfg: DAFSweepConfig, timeout_s: float | None = None) -> Swe
     """Run the sweep as the CLI's multirun (`python -m daf_hydra.run -m ...`) in a fresh process, and read back
     its results. A process of its own: a trial's crash, pufferlib's signal handlers or a hung job stay there."""
     cfg.validate()
-    root = Path(cfg.output_root).resolve() / cfg.sweep_name
-    before = set(root.glob("*")) if root.exists() else set()
+    root = Path(cfg.output_root).resolve()  # sweep directories are <root>/<study>/<time>
+    before = set(root.glob("*/*"))
     proc = subprocess.run(
         [sys.executable, "-m", "daf_hydra.run", "-m", *cfg.overrides()],
         capture_output=True, text=True, timeout=timeout_s,
     )
-    new_dirs = sorted(set(root.glob("*")) - before) if root.exists() else []
+    new_dirs = sorted((p for p in set(root.glob("*/*")) - before if p.is_dir()), key=lambda p: p.name)
     sweep_dir = new_dirs[-1] if new_dirs else None
     tail = "\n".join((proc.stderr or "").strip().splitlines()[-5:])
     if sweep_dir is None or not (sweep_dir / SWEEP_FILE).is_file():
         if proc.returncode != 0:
-            raise DAFError(f"sweep {cfg.sweep_name!r} failed before any result (exit {proc.returncode}): "
-                           f"{tail.splitlines()[-1] if tail else ''}")
+            raise DAFError(f"sweep {cfg.sweep_name or '(named after its definition)'} failed before any result "
+                           f"(exit {proc.returncode}): {tail.splitlines()[-1] if tail else ''}")
         return SweepResults(sweep_dir, proc.returncode, [], {}, cfg, tail)
     results = read_sweep_results(sweep_dir, cfg, proc.returncode)
     results.log_tail = tail
@@ -426,7 +580,8 @@ def daf_sweep_best_config(results: SweepResults) -> BestConfig:
     """The best trial of a sweep, its hyperparameters named as in the sweep's search space."""
     best = results.summary.get("best") or []
     if not best:
-        raise DAFError(f"sweep {results.config.sweep_name!r} has no completed trial: see {results.sweep_dir}/{TRIALS_FILE}")
+        raise DAFError(f"sweep {results.summary.get('study_name') or results.config.sweep_name!r} has no completed "
+                       f"trial: see {results.sweep_dir}/{TRIALS_FILE}")
     top = best[0]
     names = {parameter_key(n): n for n in results.config.search_space}
     values = top["values"]

@@ -108,7 +108,7 @@ def test_sweep_config_api_validates_and_maps_to_the_cli(tmp_path):
     cfg = DAFSweepConfig.from_yaml(path)
     overrides = cfg.overrides()
     assert "hydra/sweeper=grid" in overrides and "policy=lstm" in overrides
-    assert "hydra.sweeper.params.training.learning_rate=choice(0.0001,0.001)" in overrides
+    assert "hydra.sweeper.params.lr=choice(0.0001,0.001)" in overrides
     for bad, match in [({"strategy": "annealing"}, "strategy"), ({"num_trials": 0}, "num_trials"),
                        ({"search_space": {"lr": "fast"}}, "search_space.lr"), ({"nope": 1}, "unknown")]:
         path.write_text(yaml.safe_dump(bad))

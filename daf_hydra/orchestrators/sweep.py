@@ -1,19 +1,21 @@
 """The sweep pipeline: environment check -> sweep -> best config extraction -> comparison of the best trial's
 policy against baselines.
 
-    python -m daf_hydra.run pipeline=sweep sweep.policy_class_path=daf_lstm sweep.strategy=grid \
-        'sweep.search_space={learning_rate:[0.001,0.003]}' sweep.num_trials=2 sweep.training_steps=50000 \
-        pipeline.comparison_episodes=10
+    python -m daf_hydra.run pipeline=sweep policy=daf_lstm training.total_steps=50000 sweep.strategy=grid \
+        'sweep.search_space={learning_rate:[0.001,0.003]}' sweep.num_trials=2 pipeline.comparison_episodes=10
 
     cfg = DAFSweepConfig.from_yaml("conf/experiment/sweep_config.yaml")
     result = daf_run_sweep_pipeline(config=cfg, compare_best=True, comparison_episodes=10)
     result.outputs["best_config"].hyperparameters, result.outputs["best_checkpoint"]
 
 The sweep is the CLI's Optuna multirun (`sweeps.daf_launch_sweep`, in a process of its own); the pipeline keeps
-it in its run directory: the sweep directories under <run_dir>/sweep/<sweep_name>/, and, unless `storage` is
-set, the study in <run_dir>/sweep/optuna.db. A re-run in the same directory reuses a sweep that completed with
-the same settings; one that did not complete continues the same study. The comparison is the compare pipeline,
-in <run_dir>/comparison/. pipeline.json records the stages.
+it in its run directory: the sweep directories under <run_dir>/sweep/<study>/, and, unless `storage` is
+set, the study in <run_dir>/sweep/optuna.db. Each trial is the run the user composed: the sweep's fields default
+to the config's own sections (conf/config.yaml's `sweep:`), and the command line's policy, mission, training
+and evaluation overrides are passed on to every trial (`in_run_dir`); a sweep field set explicitly
+wins. A re-run in the same directory reuses a sweep that completed with the same settings; one that did not
+complete continues the same study. The comparison is the compare pipeline, in <run_dir>/comparison/.
+pipeline.json records the stages.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra.config import DAFConfig
 from daf_hydra.errors import DAFError
+from daf_hydra.identity import policy_name
 from daf_hydra.orchestrators.result import FAILED, PipelineResult
 from daf_hydra.orchestrators.stages import Stages
 from daf_hydra.sweeps import DAFSweepConfig
@@ -34,18 +37,22 @@ PIPELINE = "sweep"
 STAGES = ("environment_check", "sweep", "best_config_extraction", "comparison")
 SWEEP_DIR = "sweep"
 COMPARISON_DIR = "comparison"
+# Top-level keys of the user's overrides that shape the run a trial is: passed on to every trial. (`seeds` is not:
+# run_pipeline runs the whole sweep pipeline once per seed.)
+TRIAL_KEYS = ("policy", "mission", "training", "evaluation", "lr")
 
 
-def sweep_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
+def sweep_pipeline(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> PipelineResult:
     """The pipeline the CLI and the Python API both run: the sweep of `cfg.sweep`, the options of `cfg.pipeline`
-    (compare_best, comparison_episodes, baselines, stop_on_failure) and the limits of `cfg.resources`."""
+    (compare_best, comparison_episodes, baselines, stop_on_failure) and the limits of `cfg.resources`.
+    `overrides`: those `cfg` was composed with; the trials get theirs (`in_run_dir`)."""
     from daf_hydra.compose import to_container
     from daf_hydra.orchestrators.compare import check_environment, nested_comparison
     from daf_hydra.sweeps import daf_launch_sweep, daf_sweep_best_config, read_sweep_results
 
     options = cfg.pipeline
     resources = DAFConfig(**to_container(cfg.resources))
-    sweep_cfg = in_run_dir(OmegaConf.to_object(cfg.sweep), run_dir, resources, str(cfg.device))
+    sweep_cfg = in_run_dir(OmegaConf.to_object(cfg.sweep), run_dir, resources, str(cfg.device), overrides)
     baselines = list(options.baselines) if options.compare_best else []
     stages = Stages(PIPELINE, run_dir, bool(options.stop_on_failure))
 
@@ -63,8 +70,8 @@ def sweep_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         if results.status == "failed":
             errors = [f"trial {t['number']}: {t['error']}" for t in results.trials if t.get("error")]
             last_line = (results.log_tail.splitlines() or ["no trial ran"])[-1]
-            raise DAFError(f"no trial of sweep {sweep_cfg.sweep_name!r} completed "
-                           f"({'; '.join(errors[:3]) or last_line})")
+            raise DAFError(f"no trial of sweep {results.summary.get('study_name') or sweep_cfg.sweep_name!r} "
+                           f"completed ({'; '.join(errors[:3]) or last_line})")
         return {"sweep_results": results, "sweep_dir": str(results.sweep_dir)}
 
     def restore(before: dict[str, Any]) -> dict[str, Any]:
@@ -102,18 +109,28 @@ def sweep_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     return stages.finish()
 
 
-def in_run_dir(sweep_cfg: DAFSweepConfig, run_dir: Path, resources: DAFConfig, device: str) -> DAFSweepConfig:
+def in_run_dir(sweep_cfg: DAFSweepConfig, run_dir: Path, resources: DAFConfig, device: str,
+               overrides: Sequence[str] = ()) -> DAFSweepConfig:
     """The sweep as this pipeline runs it: in its run directory (a study of its own unless `storage` names one),
-    trials on this pipeline's device and within its resources (max_parallel_jobs trials at once)."""
+    trials on this pipeline's device and within its resources (max_parallel_jobs trials at once), each the run
+    the user composed: their `overrides` of TRIAL_KEYS reach every trial, but for the keys the sweep sets itself
+    (its fields and search space), which win."""
     root = Path(run_dir).resolve() / SWEEP_DIR
+    own = {_key(o) for o in dataclasses.replace(sweep_cfg, extra_overrides=[]).overrides()}
+    passed = [o for o in overrides if _key(o).split(".")[0] in TRIAL_KEYS and _key(o) not in own]
     extra = list(sweep_cfg.extra_overrides)
-    given = {o.split("=", 1)[0].lstrip("+~") for o in extra}
-    extra = [f"{k}={v}" for k, v in (("device", device),
-                                    ("resources.gpu_memory_fraction", resources.gpu_memory_fraction))
-             if v is not None and k not in given] + extra
+    given = {_key(o) for o in extra}
+    extra = passed + [f"{k}={v}" for k, v in (("device", device),
+                                             ("resources.gpu_memory_fraction", resources.gpu_memory_fraction))
+                      if v is not None and k not in given] + extra
     return dataclasses.replace(
         sweep_cfg, output_root=str(root), storage=sweep_cfg.storage or f"sqlite:///{root / 'optuna.db'}",
         max_parallel_jobs=resources.max_parallel_jobs or sweep_cfg.max_parallel_jobs, extra_overrides=extra)
+
+
+def _key(override: str) -> str:
+    """The config key an override sets: `+training.x=1` -> `training.x`; a search-space parameter by its own key."""
+    return override.split("=", 1)[0].lstrip("+~").removeprefix("hydra.sweeper.params.")
 
 
 def best_policy(best: Any) -> Any:
@@ -123,7 +140,8 @@ def best_policy(best: Any) -> Any:
     if not best.run_dir:
         raise DAFError("the best trial has no run directory: its policy cannot be compared")
     policy = OmegaConf.load(Path(best.run_dir) / ".hydra" / "config.yaml").policy
-    return PolicyEntry(f"{policy.name}-best", str(policy.class_path), best.checkpoint or policy.data_path,
+    name = policy.name or policy_name({"class_path": policy.class_path})  # its name, without the checkpoint
+    return PolicyEntry(f"{name}-best", str(policy.class_path), best.checkpoint or policy.data_path,
                        dict(OmegaConf.to_container(policy.kwargs)))
 
 
@@ -142,7 +160,8 @@ def daf_run_sweep_pipeline(
     """Sweep, extract the best configuration and compare it against `baselines` (when `compare_best`), from
     Python: the same config and pipeline function as `pipeline=sweep`. `outputs`: `sweep_results`
     (SweepResults), `best_config` (BestConfig), `best_checkpoint`, `comparison_results`, `comparison_report`.
-    `overrides` are further CLI overrides of the pipeline's config (`statistics.bootstrap_reps=2000`). A
+    `overrides` are further CLI overrides of the pipeline's config (`statistics.bootstrap_reps=2000`); those of
+    the trials' run (`mission.max_steps=50`, TRIAL_KEYS) reach every trial unless `config` sets the key. A
     `DAFConfig` as `config` sets the resources (the design documents' form) and sweeps DAFSweepConfig's defaults."""
     from daf_hydra.compose import api_output_dir, compose_config
     from daf_hydra.orchestrators.compare import resource_overrides
@@ -161,13 +180,15 @@ def daf_run_sweep_pipeline(
         api_output_dir(output_dir).resolve(),
     )
     cfg.sweep = OmegaConf.structured(config)
-    return sweep_pipeline(cfg, Path(cfg.output_dir))
+    return sweep_pipeline(cfg, Path(cfg.output_dir), overrides)
 
 
 def run_sweep(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     """`pipeline=sweep` from the CLI: run it, print what it found; exits non-zero (DAFError) when it failed.
     Returns the best trial's objective."""
-    result = sweep_pipeline(cfg, run_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    result = sweep_pipeline(cfg, run_dir, list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [])
     if result.status == FAILED:
         raise DAFError(f"sweep pipeline failed: {result.errors[0]} (all stages: {run_dir / 'pipeline.json'})")
     for error in result.errors:
