@@ -574,28 +574,52 @@ def slug(text: str) -> str:
 def member_tasks(
     cfg: "DictConfig", entries: Sequence[PolicyEntry], missions: Sequence[Any], run_dir: Path
 ) -> list[dict[str, Any]]:
-    """One evaluate-run config per policy x mission: the comparison's config with that policy and mission, and
-    `evaluation.episodes = compare.episodes_per_mission`, so every member plays seeds seed..seed+n-1."""
+    """One evaluate run per policy x mission, playing `compare.episodes_per_mission` episodes on the same seeds.
+
+    A member's config is built as a CLI run's is: from the comparison's own config, which Hydra composed from the
+    user's overrides into the typed schema, with the member's policy and mission set through that schema. So
+    `evaluation.*`, `seed`, `device` and `resources.*` reach every member, `mission.*` overrides reach the members
+    of the run's own mission (`load_missions`), and `policy.*` ones those that play the run's own policy
+    (`own_policy`): a member is the same run, with the same identity, as `pipeline=evaluate` with those settings."""
+    import copy
+
     from omegaconf import OmegaConf
 
-    from daf_hydra.compose import to_container
+    from daf_hydra.config import PipelineConfig, PolicyConfig
 
-    base = to_container(cfg)
-    base.pop("compare", None)
-    base.pop("analyze", None)
-    episodes = int(cfg.compare.episodes_per_mission)
     tasks = []
     for i, entry in enumerate(entries):
         for mission in missions:
-            mission_node = OmegaConf.to_container(OmegaConf.structured(mission), resolve=True)
-            member_dir = run_dir / MEMBERS_DIR / f"p{i}-{slug(entry.label)}__{slug(mission_node['name'])}"
-            config = {
-                **base, "pipeline": {"name": "evaluate"}, "policy": entry.as_policy_config(), "mission": mission_node,
-                "evaluation": {**base["evaluation"], "episodes": episodes}, "output_dir": str(member_dir),
-            }
-            tasks.append({"config": config, "run_dir": str(member_dir), "policy": entry.label,
-                          "mission": mission_node["name"]})
+            member_dir = run_dir / MEMBERS_DIR / f"p{i}-{slug(entry.label)}__{slug(str(mission.name))}"
+            member = copy.deepcopy(cfg)
+            member.pipeline = OmegaConf.structured(PipelineConfig(name="evaluate"))
+            member.policy = OmegaConf.structured(PolicyConfig(**own_policy(cfg, entry).as_policy_config()))
+            member.mission = mission
+            member.evaluation.episodes = int(cfg.compare.episodes_per_mission)
+            member.output_dir = str(member_dir)
+            OmegaConf.resolve(member)  # a worker process has no Hydra run to resolve `${hydra:...}` against
+            tasks.append({"config": member, "run_dir": str(member_dir), "policy": entry.label,
+                          "mission": str(mission.name)})
     return tasks
+
+
+def own_policy(cfg: "DictConfig", entry: PolicyEntry) -> PolicyEntry:
+    """`entry`, with the run's own `policy.kwargs` when it plays the run's own policy (the same name and weights):
+    `policy=daf_lstm policy.kwargs.hidden_size=32` reaches the members (and trainings) of daf_lstm, as `mission.*`
+    overrides reach the run's own mission."""
+    from omegaconf import OmegaConf
+
+    own = cfg.get("policy")
+    if own is None or (entry.label, entry.data_path) != (policy_name(own), own.get("data_path")):
+        return entry
+    return PolicyEntry(entry.label, entry.class_path, entry.data_path, OmegaConf.to_container(own.kwargs))
+
+
+def member_signatures(tasks: Sequence[dict[str, Any]]) -> list[str]:
+    """The identity signatures of member runs: what their records are reused by on a re-run."""
+    from daf_hydra.runs import identity_of
+
+    return [identity_of(t["config"]).signature for t in tasks]
 
 
 def run_member(task: dict[str, Any]) -> MemberOutcome:
@@ -603,11 +627,9 @@ def run_member(task: dict[str, Any]) -> MemberOutcome:
 
     A member that fails is recorded as failed (metrics.json, status failed) and reported; it never gets a score.
     """
-    from omegaconf import OmegaConf
-
     from daf_hydra.runs import evaluate_policy, start_run
 
-    cfg = OmegaConf.create(task["config"])
+    cfg = task["config"]
     run_dir = Path(task["run_dir"])
     recorder, device = start_run(cfg, run_dir, "evaluate")
     try:
@@ -643,17 +665,22 @@ def evaluate_members(tasks: list[dict[str, Any]], parallel: bool, workers: int |
     return outcomes
 
 
-def load_missions(missions: Iterable[Any]) -> list[Any]:
+def load_missions(missions: Iterable[Any], own: Any = None) -> list[Any]:
     """Mission names (catalog or cogames:<game>.<mission>) or mission configs (MissionConfig, its DictConfig, or a
-    dict of its fields, checked against the schema) -> mission configs."""
+    dict of its fields) -> typed mission configs. `own`: the run's own `mission`, as composed with the user's
+    `mission.*` overrides; a name equal to its name is that config, so the overrides apply to the missions of the
+    run's mission name, as in a CLI run of it."""
     from omegaconf import OmegaConf
 
     from daf_hydra.compose import load_mission
     from daf_hydra.config import MissionConfig
 
-    out = [load_mission(m) if isinstance(m, str)
-           else OmegaConf.merge(OmegaConf.structured(MissionConfig), m) if isinstance(m, Mapping) else m
-           for m in missions]
+    def typed(m: Any) -> Any:
+        if not isinstance(m, str):
+            return OmegaConf.merge(OmegaConf.structured(MissionConfig), m)
+        return own if own is not None and m == own.name else load_mission(m)
+
+    out = [typed(m) for m in missions]
     _reject_repeats([m.name for m in out], "missions {} appear more than once in the comparison")
     if not out:
         raise DAFError("no missions to compare on: give at least one")
@@ -668,37 +695,45 @@ def compose_compare_config(overrides: Sequence[str] = (), output_dir: str | Path
 
 
 class ComparisonRun:
-    """One comparison recorded in `run_dir`: run.json at once, then members, statistics and tables, and
-    metrics.json last (completed, or failed with the error). The steps are separate so the compare pipeline can
-    report them as stages; `daf_compare_policies` runs them all."""
+    """One comparison recorded in `run_dir`: run.json once its settings are checked (or failed with the error),
+    then members, statistics and tables, and metrics.json last. The steps are separate so the compare pipeline
+    can report them as stages; `daf_compare_policies` runs them all.
+
+    `cfg.compare.policies` and `.missions` are set to the labels and names compared, so run.json (and the
+    comparison's identity) records what was compared, whatever road the policies came by."""
 
     def __init__(self, cfg: "DictConfig", policies: Sequence[Any], missions: Sequence[Any], run_dir: Path):
         from daf_hydra.config import validate_compare, validate_evaluation
         from daf_hydra.runs import start_run
 
         self.run_dir = Path(run_dir)
-        self.recorder, self.device = start_run(cfg, self.run_dir, "compare")
+        self.cfg = cfg
         try:
-            validate_compare(cfg.compare)
             validate_evaluation(cfg.evaluation)
             self.settings = statistics_settings(cfg.statistics)
             self.entries = parse_policies(policies)
-            self.missions = load_missions(missions)
+            self.missions = load_missions(missions, cfg.mission)
+            cfg.compare.policies = [e.label for e in self.entries]
+            cfg.compare.missions = [str(m.name) for m in self.missions]
+            validate_compare(cfg.compare)
+            self.tasks = member_tasks(cfg, self.entries, self.missions, self.run_dir)
         except BaseException as exc:
-            self.recorder.fail(exc)
+            start_run(cfg, self.run_dir, "compare")[0].fail(exc)
             raise
-        self.cfg = cfg
+        self.recorder, self.device = start_run(cfg, self.run_dir, "compare")
         self.outcomes: list[MemberOutcome] = []
         self.results: ComparisonResults | None = None
 
     @property
     def seeds(self) -> list[int]:
-        return [int(self.cfg.seed) + k for k in range(int(self.cfg.compare.episodes_per_mission))]
+        """The seeds every member plays (runs.evaluation_seeds: `evaluation.seed`, else the run's seed, onwards)."""
+        from daf_hydra.runs import evaluation_seeds
+
+        return evaluation_seeds(self.tasks[0]["config"], trained=False)
 
     def evaluate(self) -> list[MemberOutcome]:
         """Every policy plays its own episodes on every mission, on the same seeds."""
-        tasks = member_tasks(self.cfg, self.entries, self.missions, self.run_dir)
-        self.outcomes = evaluate_members(tasks, bool(self.cfg.compare.parallel), self.cfg.compare.workers)
+        self.outcomes = evaluate_members(self.tasks, bool(self.cfg.compare.parallel), self.cfg.compare.workers)
         return self.outcomes
 
     def analyse(self, significance: bool = True) -> ComparisonResults:
@@ -754,7 +789,7 @@ class ComparisonRun:
 
     def _provenance(self, tables: Any) -> dict[str, Any]:
         from daf_hydra import provenance
-        from daf_hydra.compose import to_container
+        from daf_hydra.runs import to_container
 
         return {
             "run_id": self.recorder.provenance.get("run_id"),

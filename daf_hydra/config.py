@@ -7,9 +7,9 @@ The YAML files in `conf/` select and fill these schemas; Hydra type-checks every
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
@@ -241,6 +241,7 @@ class DAFBenchmarkConfig:
     parallel_evaluation: bool = False  # evaluate policies in parallel processes (at most max_parallel_jobs)
     create_deployment_package: bool = True
     deploy_policy: Optional[str] = None  # the policy packaged; None: the first of `policies`
+    name: Optional[str] = None  # what this benchmark is called: its report's title
 
     def validate(self) -> None:
         for key in ("policies", "missions"):
@@ -291,7 +292,7 @@ class DAFRunConfig:
     # pipeline=sweep: no default search space (a command line dict merges into, not replaces, a default one)
     sweep: DAFSweepConfig = field(default_factory=lambda: DAFSweepConfig(search_space={}))
     resources: DAFConfig = field(default_factory=DAFConfig)
-    sweep_name: str = "sweep"  # the Optuna study of a sweep (hydra/sweeper=tpe|random|grid|gp)
+    sweep_name: Optional[str] = None  # the Optuna study of a sweep (hydra/sweeper=tpe|random|grid|gp); None: derived
     seeds: Optional[List[int]] = None  # run the pipeline once per seed, objective averaged (sweep trials)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -406,29 +407,33 @@ def _minibatch_examples(batch: int, bptt: int) -> list[int]:
 
 
 @dataclass
-class DAFTrainingConfig:
+class DAFTrainingConfig(TrainingConfig):
     """The Python API's training config (`daf_run_training_pipeline(config=...)`): plain fields, no Hydra.
 
-    The API turns it into the same overrides a CLI user would type, so a run from Python and a run from the
-    command line with the same values are the same run. `overrides` reaches every other setting
-    (e.g. `["training.update_epochs=2", "policy.kwargs.hidden_size=128"]`).
+    It holds the design documents' fields and every field of the CLI's `training:` (TrainingConfig: PPO's
+    settings, e.g. `update_epochs=2`). The API turns it into the overrides a CLI user would type, only for the PPO
+    settings that differ from TrainingConfig's defaults (the others keep conf/training/default.yaml's), so a run
+    from Python and a run from the command line with the same values are the same run. `overrides` reaches every
+    other setting (e.g. `["policy.kwargs.hidden_size=128"]`).
     """
 
-    policy_class_path: str = "daf_lstm"  # a conf/policy name, a registered short name, a class path or a bundle
     missions: List[str] = field(default_factory=lambda: ["training_facility_1"])  # rotated per episode
-    num_training_steps: Optional[int] = None  # agent steps; None: conf/training/default.yaml's total_steps
     eval_missions: Optional[List[str]] = None  # None: the training missions
-    eval_episodes: Optional[int] = None  # per evaluation mission; None: conf/evaluation/default.yaml's episodes
-    policy_data_path: Optional[str] = None  # initial weights (fine-tuning)
     learning_rate: Optional[float] = None  # None: conf/config.yaml's lr
     seed: int = 0
     device: str = "auto"
-    output_dir: Optional[str] = None  # None: outputs/<date>/<time>-<id>
     resume: bool = False  # continue from output_dir's last checkpoint
+    policy_class_path: str = "daf_lstm"  # a conf/policy name, a registered short name, a class path or a bundle
+    num_training_steps: Optional[int] = None  # agent steps (the documents' name for total_steps)
+    eval_episodes: Optional[int] = None  # per evaluation mission; None: conf/evaluation/default.yaml's episodes
+    policy_data_path: Optional[str] = None  # initial weights (fine-tuning)
+    output_dir: Optional[str] = None  # None: outputs/<date>/<time>-<id>
+    name: Optional[str] = None  # what this training is called (recorded in the result's outputs)
     overrides: List[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        """Reject values no run could use, with the field and what is valid (DAFError), before any work."""
+        """Reject values no run could use, with the field and what is valid (DAFError), before any work. PPO's
+        settings are checked where the CLI checks them, once composed (`validate_train_run`)."""
         if not self.policy_class_path:
             raise DAFError("policy_class_path is empty: give a policy name (daf_lstm, lstm, ...), a class path "
                            "or a bundle directory")
@@ -438,6 +443,9 @@ class DAFTrainingConfig:
             raise DAFError("eval_missions is empty: list at least one mission, or None for the training missions")
         if self.num_training_steps is not None and self.num_training_steps < 1:
             raise DAFError(f"num_training_steps={self.num_training_steps} is invalid: it must be >= 1")
+        if self.num_training_steps is not None and self.total_steps != TrainingConfig.total_steps:
+            raise DAFError(f"num_training_steps={self.num_training_steps} and total_steps={self.total_steps} name the "
+                           "same budget: give one of them")
         if self.eval_episodes is not None and self.eval_episodes < 1:
             raise DAFError(f"eval_episodes={self.eval_episodes} is invalid: it must be >= 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
@@ -446,9 +454,18 @@ class DAFTrainingConfig:
             raise DAFError("resume=True needs output_dir: the run directory whose last checkpoint to continue from")
         validate_device(self.device)
 
+    def ppo_settings(self) -> dict[str, Any]:
+        """The CLI's `training.*` settings this config changes: those differing from TrainingConfig's defaults,
+        other than the ones the documents' fields set (missions, eval_missions, learning_rate, seed, device,
+        resume)."""
+        own = {"missions", "eval_missions", "learning_rate", "seed", "device", "resume"}
+        default = TrainingConfig()
+        return {f.name: getattr(self, f.name) for f in fields(TrainingConfig)
+                if f.name not in own and getattr(self, f.name) != getattr(default, f.name)}
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DAFTrainingConfig":
-        """A flat YAML of these fields (the CLI's `training:` node has other fields: PPO's settings)."""
+        """A flat YAML of these fields."""
         cfg = cls(**read_yaml_fields(cls, path, None))
         cfg.validate()
         return cfg
@@ -456,7 +473,15 @@ class DAFTrainingConfig:
 
 @dataclass
 class DAFComparisonConfig(CompareConfig):
-    """The Python API's comparison config (`daf_run_comparison_pipeline(config=...)`): the fields of `compare:`."""
+    """The Python API's comparison config (`daf_run_comparison_pipeline(config=...)`): the fields of `compare:`
+    and the design documents' other comparison settings, which the API passes as the CLI's `seed`,
+    `statistics.significance_level` and `statistics.bootstrap_reps`."""
+
+    seed: int = 0  # episode k of every mission plays seed+k
+    significance_level: Optional[float] = None  # None: statistics.significance_level (conf/config.yaml)
+    bootstrap_samples: Optional[int] = None  # None: statistics.bootstrap_reps (conf/config.yaml)
+    generate_html_report: bool = True  # false: no report stage
+    name: Optional[str] = None  # what this comparison is called: its report's title
 
     def validate(self) -> None:
         validate_compare(self)
@@ -485,11 +510,31 @@ def read_yaml_fields(cls: type, path: str | Path, section: Optional[str]) -> dic
             raise DAFError(f"{path}: top-level key(s) {extra} beside `{section}:` would be applied on the command "
                            f"line but not by {cls.__name__}.from_yaml: move them into `{section}:`")
         data = data[section]
+    _refuse_unknown(cls, data, f"{path}: ")
+    return data
+
+
+Config = TypeVar("Config")
+
+
+def api_config(cls: type[Config], config: Optional[Config], given: dict[str, Any]) -> Config:
+    """The config of a Python API call: `config`, or `cls(**given)` from its keyword arguments (those left None
+    keep the field's default), so a call and a config file reach the same fields. Both at once, or a field `cls`
+    does not have, is a one-line DAFError."""
+    given = {k: list(v) if isinstance(v, tuple) else v for k, v in given.items() if v is not None}
+    if config is not None:
+        if given:
+            raise DAFError(f"give either config= or keyword arguments, not both (got config and {', '.join(given)})")
+        return config
+    _refuse_unknown(cls, given, "")
+    return cls(**given)
+
+
+def _refuse_unknown(cls: type, data: dict[str, Any], where: str) -> None:
     valid = set(cls.__dataclass_fields__)
     unknown = sorted(set(data) - valid)
     if unknown:
-        raise DAFError(f"{path}: unknown {cls.__name__} field(s) {unknown}; valid: {sorted(valid)}")
-    return data
+        raise DAFError(f"{where}unknown {cls.__name__} field(s) {unknown}; valid: {sorted(valid)}")
 
 
 _registered = False

@@ -430,7 +430,7 @@ class DAFSweepConfig:
 
         policy = (
             [f"policy={self.policy_class_path}"] if self.policy_class_path in group_options("policy")
-            else [f"policy.class_path={self.policy_class_path}", f"policy.name={Path(self.policy_class_path).name}"]
+            else [f"policy.class_path={self.policy_class_path}"]
         )
         if self.policy_data_path:
             policy.append(f"policy.data_path={self.policy_data_path}")

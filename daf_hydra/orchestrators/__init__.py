@@ -1,14 +1,15 @@
 """Pipelines: thin sequences over the modules, reachable as `pipeline=<name>` and from Python.
 
 `run_pipeline(cfg)` is what the CLI runs for every job; each pipeline function takes the composed config and
-its run directory and returns the objective Hydra's sweepers optimise.
+its run directory and returns its metrics (a dict, or a PipelineResult whose outputs hold them), from which the
+objective Hydra's sweepers optimise is taken in memory: what a run returns is what it measured, not what a file
+says later.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -38,15 +39,14 @@ __all__ = ["PIPELINES", "PipelineResult", "daf_run_benchmark_pipeline", "daf_run
 
 
 def run_pipeline(cfg: DictConfig) -> Any:
-    """Run the configured pipeline; return `objective.metric` of its metrics.json (a list when several)."""
+    """Run the configured pipeline; return `objective.metric` of what it returned (a list when several)."""
     name = cfg.pipeline.name
     if name not in PIPELINES:
         raise DAFError(f"pipeline.name={name!r} is unknown: valid pipelines are {', '.join(sorted(PIPELINES))}")
     run_dir = Path(cfg.output_dir)
     if cfg.seeds:
         return run_over_seeds(cfg, run_dir)
-    returned = PIPELINES[name](cfg, run_dir)
-    return objective_value(cfg.objective, run_dir, returned)
+    return objective_value(cfg.objective, name, PIPELINES[name](cfg, run_dir))
 
 
 def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:
@@ -54,15 +54,16 @@ def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:
     objective averaged over them, so a sweep trial is judged on several trainings rather than one lucky seed.
     Any seed failing fails the whole run: a mean over the seeds that happened to work would flatter it."""
     seeds = [int(s) for s in cfg.seeds]
+    name = cfg.pipeline.name
     per_seed = []
     for seed in seeds:
         seed_dir = run_dir / f"seed_{seed}"
         seed_cfg = cfg.copy()
         with open_dict(seed_cfg):
             seed_cfg.seed, seed_cfg.seeds, seed_cfg.output_dir = seed, None, str(seed_dir)
-        value = objective_value(cfg.objective, seed_dir, PIPELINES[cfg.pipeline.name](seed_cfg, seed_dir))
+        value = objective_value(cfg.objective, name, PIPELINES[name](seed_cfg, seed_dir))
         per_seed.append(value if isinstance(value, list) else [value])
-    names = list(cfg.objective.metric) if OmegaConf.is_list(cfg.objective.metric) else [str(cfg.objective.metric)]
+    names = metric_names(cfg.objective)
     means = [float(sum(v[i] for v in per_seed) / len(per_seed)) for i in range(len(names))]
     write_json_atomic(run_dir / METRICS_FILE, {
         "status": STATUS_COMPLETED, "error": None, "seeds": seeds, "objective_per_seed": per_seed,
@@ -72,19 +73,26 @@ def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:
     return means[0] if len(means) == 1 else means
 
 
-def objective_value(objective: DictConfig, run_dir: Path, returned: Any) -> Any:
-    """The recorded metric(s) named by `objective.metric`; the pipeline's own return value for pipelines that
-    record no metrics.json (check)."""
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
+def metric_names(objective: DictConfig) -> list[str]:
+    return list(objective.metric) if OmegaConf.is_list(objective.metric) else [str(objective.metric)]
+
+
+def objective_value(objective: DictConfig, pipeline: str, returned: Any) -> Any:
+    """The metric(s) named by `objective.metric` in what pipeline `pipeline` returned: its metrics dict, or a
+    PipelineResult's outputs. A pipeline that returns a bare number (or None) returns its only objective itself."""
+    names = metric_names(objective)
+    metrics = returned.outputs if isinstance(returned, PipelineResult) else returned
+    if not isinstance(metrics, Mapping):
+        if len(names) > 1:
+            raise DAFError(f"objective.metric={names} names several metrics, but pipeline {pipeline} returns one "
+                           f"number ({returned})")
         return returned
-    metrics = json.loads(path.read_text())
-    names = list(objective.metric) if OmegaConf.is_list(objective.metric) else [str(objective.metric)]
     values = []
     for metric in names:
         value = metrics.get(metric)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             numeric = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
-            raise DAFError(f"objective.metric={metric!r} is not a number in {path}: numeric metrics are {', '.join(numeric)}")
+            raise DAFError(f"objective.metric={metric!r} is not a number in the metrics of pipeline {pipeline}: "
+                           f"numeric metrics are {', '.join(numeric)}")
         values.append(float(value))
     return values[0] if len(values) == 1 else values

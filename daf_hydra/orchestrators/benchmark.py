@@ -7,17 +7,21 @@
     daf_run_benchmark_pipeline(policies=["lstm"], missions=["training_facility_1", "assembler_2"],
                                episodes_per_mission=10, create_deployment_package=True)  # -> PipelineResult
 
-- training: each policy with a network and no weights is trained by the train pipeline (`train_pipeline`, its
-  records in train/<policy>/) on `benchmark.train_missions` (default: the first mission) for
-  `benchmark.training_steps`, with the PPO settings of `training.*`; the others are used as given.
+- training: each policy with a network and no weights is trained by the train pipeline (`train_pipeline`) on
+  `benchmark.train_missions` (default: the first mission) for `benchmark.training_steps`, with the PPO settings
+  of `training.*`, into train/<policy>-<signature>/: the identity signature of that training's config, so a
+  training with other settings lands elsewhere and one with the same settings is found again; the others are
+  used as given.
 - evaluation: every policy plays `episodes_per_mission` episodes of every mission (evaluate runs in evaluation/).
 - comparison: the compare pipeline with the baselines, on the same seeds (comparison/).
 - report: report.html; deployment package: deployment/<policy>/ and deployment/<policy>.tar.gz
   (`daf_hydra.deployment`).
 
-pipeline.json records every stage; a re-run in the same directory reuses the trainings and evaluations that
-completed with the same settings (their records are on disk), and replaces what a stage that runs again had
-written before.
+Every run it starts (training, evaluation and comparison members) is built from this run's config, as Hydra
+composed it from the user's overrides (`comparison.member_tasks`), so `mission.*`, `evaluation.*` and `policy.*`
+overrides reach them. pipeline.json records every stage; a re-run in the same directory reuses the trainings and
+evaluations whose runs have the same identity signatures (their records are on disk), and replaces what a stage
+that runs again had written before.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from daf_hydra.config import DAFBenchmarkConfig, DAFConfig, PipelineConfig, PolicyConfig
+from daf_hydra.config import DAFBenchmarkConfig, DAFConfig, PipelineConfig, PolicyConfig, api_config
 from daf_hydra.errors import DAFError
 from daf_hydra.orchestrators.result import FAILED, PipelineResult
-from daf_hydra.orchestrators.stages import Stages
+from daf_hydra.orchestrators.stages import Stages, check_parallel_stages
 
 PIPELINE = "benchmark"
 STAGES = ("environment_check", "training", "evaluation", "comparison", "report", "deployment_package")
@@ -42,71 +46,56 @@ REPORT_FILE = "report.html"
 
 def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     """The pipeline the CLI and the Python API both run: the settings of `cfg.benchmark`, the stop_on_failure of
-    `cfg.pipeline`, the limits of `cfg.resources`, and the rest of `cfg` (training.*, evaluation.*, statistics.*,
-    seed, device) for the runs it starts."""
-    from daf_hydra.comparison import PolicyEntry, load_missions, parse_policies, slug
-    from daf_hydra.compose import to_container
+    `cfg.pipeline`, the limits of `cfg.resources`, and the rest of `cfg` (training.*, evaluation.*, mission.*,
+    policy.*, statistics.*, seed, device) for the runs it starts. `outputs`: `checkpoints`, `final_checkpoint`
+    (the deployed policy's weights), `evaluation`, `comparison_results`, `summary_statistics`, `report`,
+    `deployment_package`, `deployment_archive`."""
+    from daf_hydra.comparison import (PolicyEntry, evaluate_members, load_missions, member_signatures, member_tasks,
+                                      own_policy, parse_policies)
     from daf_hydra.orchestrators.compare import check_environment, nested_comparison
+    from daf_hydra.runs import identity_of, to_container
 
     run_dir = Path(run_dir)
     b: DAFBenchmarkConfig = OmegaConf.to_object(cfg.benchmark)
     resources = DAFConfig(**to_container(cfg.resources))
     stages = Stages(PIPELINE, run_dir, bool(cfg.pipeline.get("stop_on_failure", True)))
-    plan: dict[str, Any] = {}  # what the environment check found: entries, missions, what to train
+    plan: dict[str, Any] = {}  # what the environment check found: entries, missions, the trainings' configs
 
     def check() -> dict[str, Any]:
         resources.validate()
         b.validate()
-        entries = parse_policies(b.policies)
+        entries = [own_policy(cfg, e) for e in parse_policies(b.policies)]
         labels = {e.label for e in entries}
         wanted = b.baselines if b.compare_with_baselines else []
         baselines = [p for p in parse_policies(wanted) if p.label not in labels] if wanted else []
-        missions = load_missions([run_mission(cfg, n) for n in b.missions])
-        train_missions = load_missions([run_mission(cfg, n) for n in b.train_missions or b.missions[:1]])
-        trainable = [e.label for e in entries if e.data_path is None and has_network(e, train_missions[0])]
-        plan.update(entries=entries, baselines=baselines, missions=missions, train_missions=train_missions,
-                    trainable=trainable)
+        missions = load_missions(b.missions, cfg.mission)
+        train_missions = load_missions(b.train_missions or b.missions[:1], cfg.mission)
+        trainings = {e.label: training_config(cfg, e, train_missions, b.training_steps, run_dir / TRAIN_DIR)
+                     for e in entries if e.data_path is None and has_network(e, train_missions[0])}
+        plan.update(entries=entries, baselines=baselines, missions=missions, trainings=trainings)
         unique = list({m.name: m for m in [*missions, *train_missions]}.values())
         path = check_environment(unique, [e.class_path for e in [*entries, *baselines]], run_dir, str(cfg.device))
-        return {"check": path, "to_train": trainable}
+        return {"check": path, "to_train": list(trainings)}
 
     def train() -> dict[str, Any]:
-        from daf_hydra.orchestrators.train import train_pipeline
+        return {"checkpoints": {label: trained_checkpoint(sub) for label, sub in plan["trainings"].items()}}
 
-        checkpoints = {}
-        for entry in plan["entries"]:
-            if entry.label not in plan["trainable"]:
-                continue
-            train_dir = run_dir / TRAIN_DIR / slug(entry.label)
-            if stages.owns_previous_records and train_dir.exists():
-                shutil.rmtree(train_dir)  # an earlier, unfinished or outdated training of this pipeline
-            sub = training_config(cfg, entry, plan["train_missions"], b.training_steps, train_dir)
-            trained = train_pipeline(sub, train_dir)
-            checkpoints[entry.label] = trained.outputs["final_checkpoint"]
+    def restore_training(_: dict[str, Any]) -> dict[str, Any]:
+        checkpoints = {label: completed_checkpoint(Path(sub.output_dir)) for label, sub in plan["trainings"].items()}
+        gone = [label for label, checkpoint in checkpoints.items() if checkpoint is None]
+        if gone:
+            raise DAFError(f"the completed training of {', '.join(gone)} is gone")
         return {"checkpoints": checkpoints}
-
-    def restore_training(before: dict[str, Any]) -> dict[str, Any]:
-        from daf_hydra.policies.loading import POLICY_SPEC_FILENAME
-
-        for label, checkpoint in before["checkpoints"].items():
-            if not (Path(checkpoint) / POLICY_SPEC_FILENAME).is_file():
-                raise DAFError(f"the checkpoint of {label}, {checkpoint}, is gone")
-        return {"checkpoints": dict(before["checkpoints"])}
 
     def candidates() -> list[PolicyEntry]:
         trained = stages.result.outputs.get("checkpoints", {})
         return [PolicyEntry(e.label, e.class_path, trained.get(e.label, e.data_path), e.kwargs)
                 for e in plan["entries"]]
 
-    def evaluate() -> dict[str, Any]:
-        from daf_hydra.comparison import evaluate_members, member_tasks
-
+    def evaluate(tasks: list[dict[str, Any]]) -> dict[str, Any]:
         eval_dir = run_dir / EVALUATION_DIR
         if stages.owns_previous_records and eval_dir.exists():
             shutil.rmtree(eval_dir)
-        base = copy.deepcopy(cfg)
-        base.compare.episodes_per_mission = b.episodes_per_mission
-        tasks = member_tasks(base, candidates(), plan["missions"], eval_dir)
         outcomes = evaluate_members(tasks, b.parallel_evaluation, resources.workers(None))
         failed = [f"{o.policy} on {o.mission}: {o.error}" for o in outcomes if o.error]
         if len(failed) == len(outcomes):
@@ -131,7 +120,9 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
             raise DAFError(f"the comparison failed: {compared.errors[0]}")
         for error in compared.errors:
             stages.note_error("comparison", error)
-        return {"comparison_results": compared.outputs["results"], "comparison_report": compared.outputs.get("report")}
+        results = compared.outputs["results"]
+        return {"comparison_results": results, "summary_statistics": results.summary_statistics,
+                "comparison_report": compared.outputs.get("report")}
 
     def report() -> dict[str, Any]:
         from daf_hydra.visualization import daf_export_benchmark_html
@@ -139,8 +130,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         outputs = stages.result.outputs
         path = daf_export_benchmark_html(
             stages.result.stages, evaluation_table(outputs["evaluation"]), outputs.get("comparison_results"),
-            training_curves(run_dir / TRAIN_DIR), run_dir / REPORT_FILE,
-            f"Benchmark: {', '.join(b.policies)} on {', '.join(b.missions)}")
+            training_curves([Path(sub.output_dir) for sub in plan["trainings"].values()]), run_dir / REPORT_FILE,
+            b.name or f"Benchmark: {', '.join(b.policies)} on {', '.join(b.missions)}")
         return {"report": str(path)}
 
     def package() -> dict[str, Any]:
@@ -162,16 +153,14 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         for name in STAGES[1:]:
             stages.run(name, dict, needs=["environment_check"])
         return stages.finish()
-    training_key = {"trainable": plan["trainable"], "policies": [vars(e) for e in plan["entries"]],
-                    "train_missions": [to_container(m) for m in plan["train_missions"]], "steps": b.training_steps,
-                    "training": to_container(cfg.training), "seed": int(cfg.seed), "device": str(cfg.device)}
-    stages.run("training", train, key=training_key, restore=restore_training)
+    stages.run("training", train, restore=restore_training, key={
+        "trainings": {label: identity_of(sub, trained=True).signature for label, sub in plan["trainings"].items()}})
     if "checkpoints" in stages.result.outputs:
         stages.result.outputs["final_checkpoint"] = deployed().data_path
-    evaluation_key = {"policies": [vars(e) for e in candidates()],
-                      "missions": [to_container(m) for m in plan["missions"]], "episodes": b.episodes_per_mission, "evaluation": to_container(cfg.evaluation),
-                      "seed": int(cfg.seed)}
-    stages.run("evaluation", evaluate, needs=["training"], key=evaluation_key,
+    base = copy.deepcopy(cfg)
+    base.compare.episodes_per_mission = b.episodes_per_mission
+    tasks = member_tasks(base, candidates(), plan["missions"], run_dir / EVALUATION_DIR)
+    stages.run("evaluation", lambda: evaluate(tasks), needs=["training"], key={"members": member_signatures(tasks)},
                restore=restore_evaluation)
     if b.compare_with_baselines:
         stages.run("comparison", compare, needs=["training"])
@@ -179,12 +168,6 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     if b.create_deployment_package:
         stages.run("deployment_package", package, needs=["evaluation"])
     return stages.finish()
-
-
-def run_mission(cfg: DictConfig, name: str) -> Any:
-    """A mission by name; the run's own `mission` keeps its command line overrides (`mission.max_steps=...`), as
-    in the train pipeline."""
-    return cfg.mission if name == cfg.mission.name else name
 
 
 def has_network(entry: Any, mission: Any) -> bool:
@@ -200,9 +183,14 @@ def has_network(entry: Any, mission: Any) -> bool:
 
 
 def training_config(cfg: DictConfig, entry: Any, missions: Sequence[Any], steps: Optional[int],
-                    run_dir: Path) -> DictConfig:
+                    train_root: Path) -> DictConfig:
     """The train pipeline's config for one policy: this pipeline's config (training.*, evaluation.*, seed,
-    device) with the policy, the training missions, the step budget and the run directory."""
+    device) with the policy, the training missions and the step budget, in its run directory
+    `<train_root>/<policy>-<signature>`: named by the identity signature of this config, so a training of other
+    settings never lands in (and is never mistaken for) this one."""
+    from daf_hydra.comparison import slug
+    from daf_hydra.runs import identity_of
+
     sub = copy.deepcopy(cfg)
     sub.pipeline = OmegaConf.structured(PipelineConfig(name="train"))
     sub.policy = OmegaConf.structured(PolicyConfig(**entry.as_policy_config()))
@@ -211,8 +199,36 @@ def training_config(cfg: DictConfig, entry: Any, missions: Sequence[Any], steps:
     sub.training.eval_missions = None
     if steps is not None:
         sub.training.total_steps = int(steps)
-    sub.output_dir = str(run_dir)
+    sub.output_dir = str(train_root)
+    OmegaConf.resolve(sub)
+    sub.output_dir = str(train_root / f"{slug(entry.label)}-{identity_of(sub, trained=True).signature}")
     return sub
+
+
+def trained_checkpoint(sub: DictConfig) -> str:
+    """The final checkpoint of training `sub`: the recorded one when its directory already holds a completed
+    training (the same signature: the same settings), else a fresh training's (an unfinished one is discarded)."""
+    from daf_hydra.orchestrators.train import train_pipeline
+
+    train_dir = Path(sub.output_dir)
+    checkpoint = completed_checkpoint(train_dir)
+    if checkpoint is not None:
+        print(f"[{PIPELINE}] training of {sub.policy.name}: completed earlier in {train_dir}, reused")
+        return checkpoint
+    if train_dir.exists():
+        shutil.rmtree(train_dir)
+    return str(train_pipeline(sub, train_dir).outputs["final_checkpoint"])
+
+
+def completed_checkpoint(train_dir: Path) -> Optional[str]:
+    """The final checkpoint of the completed training recorded in `train_dir`, None when there is none (not run,
+    unfinished, failed, or its checkpoint is gone)."""
+    from daf_hydra.policies.loading import POLICY_SPEC_FILENAME
+    from daf_hydra.records import STATUS_COMPLETED, is_run_dir, read_run
+
+    metrics = read_run(train_dir, with_episodes=False).metrics if is_run_dir(train_dir) else None
+    checkpoint = metrics.get("final_checkpoint") if metrics and metrics.get("status") == STATUS_COMPLETED else None
+    return checkpoint if checkpoint and (Path(checkpoint) / POLICY_SPEC_FILENAME).is_file() else None
 
 
 def evaluation_outputs(run_dirs: Sequence[str]) -> dict[str, Any]:
@@ -237,13 +253,14 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> Any:
                          for m, s in missions.items()])
 
 
-def training_curves(train_root: Path) -> Any:
-    """The trainings' curve.jsonl records (None when nothing was trained)."""
+def training_curves(train_dirs: Sequence[Path]) -> Any:
+    """The curve.jsonl records of this benchmark's trainings (None when nothing was trained)."""
+    import pandas as pd
+
     from daf_hydra.aggregate import daf_aggregate_runs
 
-    if not train_root.is_dir():
-        return None
-    return daf_aggregate_runs(train_root, use_index=False).curves
+    curves = [daf_aggregate_runs(d, use_index=False).curves for d in train_dirs if d.is_dir()]
+    return pd.concat(curves, ignore_index=True) if curves else None
 
 
 def daf_run_benchmark_pipeline(
@@ -255,32 +272,31 @@ def daf_run_benchmark_pipeline(
     config: DAFBenchmarkConfig | DAFConfig | None = None,
     resources: Optional[DAFConfig] = None,
     stop_on_failure: bool = True,
+    parallel_stages: bool = False,
     seed: int = 0,
     device: str = "auto",
     output_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
+    **fields: Any,
 ) -> PipelineResult:
     """The benchmark pipeline from Python: the same config and pipeline function as `pipeline=benchmark`.
 
-    Give the benchmark's fields as arguments (the others keep DAFBenchmarkConfig's defaults), or
-    `config=DAFBenchmarkConfig(...)`. A `DAFConfig` as `config` sets the resources, as the design documents write
-    it (`resources=` says the same). `overrides`: further CLI overrides (`training.num_envs=16`,
-    `statistics.bootstrap_reps=2000`). `outputs`: `checkpoints`, `final_checkpoint` (the deployed policy's
-    weights), `evaluation`, `comparison_results`, `report`, `deployment_package`, `deployment_archive`."""
+    Give DAFBenchmarkConfig's fields as arguments (`fields`: `training_steps`, `baselines`, `train_missions`,
+    `deploy_policy`, `name`, ...; the others keep their defaults), or `config=DAFBenchmarkConfig(...)`. A
+    `DAFConfig` as `config` sets the resources, as the design documents write it (`resources=` says the same).
+    `overrides`: further CLI overrides (`training.num_envs=16`, `mission.max_steps=100`,
+    `statistics.bootstrap_reps=2000`). `outputs`: see `benchmark_pipeline`."""
     from daf_hydra.compose import api_output_dir, compose_config
     from daf_hydra.orchestrators.compare import resource_overrides
 
+    check_parallel_stages(parallel_stages)
     if isinstance(config, DAFConfig):
         if resources is not None:
             raise DAFError("give the resources once: config=DAFConfig(...) or resources=DAFConfig(...)")
         config, resources = None, config
-    given = {k: v for k, v in dict(policies=policies, missions=missions, episodes_per_mission=episodes_per_mission,
-                                   create_deployment_package=create_deployment_package).items() if v is not None}
-    if config is not None and given:
-        raise DAFError(f"give either config= or the benchmark's arguments, not both "
-                       f"(got config and {', '.join(given)})")
-    config = config or DAFBenchmarkConfig(**{k: list(v) if isinstance(v, (list, tuple)) else v
-                                             for k, v in given.items()})
+    config = api_config(DAFBenchmarkConfig, config, dict(
+        policies=policies, missions=missions, episodes_per_mission=episodes_per_mission,
+        create_deployment_package=create_deployment_package, **fields))
     cfg = compose_config(["pipeline=benchmark", f"seed={seed}", f"device={device}",
                           f"pipeline.stop_on_failure={str(stop_on_failure).lower()}",
                           *resource_overrides(resources or DAFConfig()), *overrides],
@@ -289,9 +305,10 @@ def daf_run_benchmark_pipeline(
     return benchmark_pipeline(cfg, Path(cfg.output_dir))
 
 
-def run_benchmark(cfg: DictConfig, run_dir: Path) -> Optional[float]:
+def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """`pipeline=benchmark` from the CLI (and the default job): run it, print where everything is; exits non-zero
-    (DAFError) when it failed. Returns the deployed policy's mean reward over the missions."""
+    (DAFError) when it failed. Returns its metrics: the deployed policy's evaluation, averaged over the missions
+    (`benchmark_metrics`)."""
     result = benchmark_pipeline(cfg, run_dir)
     if result.status == FAILED:
         raise DAFError(f"benchmark failed: {result.errors[0]} (all stages: {run_dir / 'pipeline.json'})")
@@ -310,6 +327,13 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     print(f"report: {outputs.get('report', 'not written')}")
     if "deployment_package" in outputs:
         print(f"deployment package: {outputs['deployment_package']} ({outputs['deployment_archive']})")
-    deployed = outputs.get("evaluation", {}).get(outputs.get("deployed_policy") or cfg.benchmark.policies[0], {})
-    rewards = [s["mean_reward"] for s in deployed.values()]
-    return sum(rewards) / len(rewards) if rewards else None
+    return benchmark_metrics(outputs, outputs.get("deployed_policy") or cfg.benchmark.policies[0])
+
+
+def benchmark_metrics(outputs: dict[str, Any], policy: str) -> dict[str, Any]:
+    """What `objective.metric` reads of a benchmark: `policy`'s evaluation summary (mean_reward, success_rate, ...),
+    each number averaged over the missions, as the train pipeline averages over its evaluation missions."""
+    per_mission = list(outputs.get("evaluation", {}).get(policy, {}).values())
+    numeric = [k for k in (per_mission[0] if per_mission else {})
+               if all(isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool) for s in per_mission)]
+    return {"policy": policy, **{k: sum(s[k] for s in per_mission) / len(per_mission) for k in numeric}}

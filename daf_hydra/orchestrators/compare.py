@@ -20,25 +20,28 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from daf_hydra.config import DAFComparisonConfig, DAFConfig
+from daf_hydra.config import DAFComparisonConfig, DAFConfig, api_config
 from daf_hydra.errors import DAFError
 from daf_hydra.orchestrators.result import FAILED, PipelineResult
-from daf_hydra.orchestrators.stages import Stages
+from daf_hydra.orchestrators.stages import Stages, check_parallel_stages
 
 STAGES = ("environment_check", "comparison", "significance_testing", "report")
 REPORT_FILE = "report.html"
 
 
 def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any], run_dir: Path,
-                            stop_on_failure: bool = True) -> PipelineResult:
+                            stop_on_failure: bool = True, report: bool = True,
+                            title: Optional[str] = None) -> PipelineResult:
     """Run the stages (orchestrators.stages: pipeline.json, stop_on_failure, reuse on a re-run). A failed member
     is named in the errors and the result is partial; the records of what completed are always written.
 
     On a re-run in the same directory the members' episodes are not played again when the comparison stage
-    completed with the same policies, missions, seeds and evaluation settings: the statistics are recomputed from
-    the recorded episodes. `cfg.resources.max_parallel_jobs` caps the worker processes."""
-    from daf_hydra.comparison import MEMBERS_DIR, ComparisonRun
-    from daf_hydra.compose import to_container
+    completed with members of the same identity signatures (policies, missions and their overrides, seeds,
+    evaluation settings): the statistics are recomputed from the recorded episodes. `report`: whether to write
+    report.html (titled `title`). `cfg.resources.max_parallel_jobs` caps the worker processes. `outputs`:
+    `results` (ComparisonResults), `summary_statistics`, `report`, and `metrics` (what metrics.json records)."""
+    from daf_hydra.comparison import MEMBERS_DIR, ComparisonRun, member_signatures
+    from daf_hydra.runs import to_container
     from daf_hydra.visualization import daf_export_comparison_html
 
     cfg.compare.workers = DAFConfig(**to_container(cfg.resources)).workers(cfg.compare.workers)
@@ -60,23 +63,24 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
             raise DAFError("no comparison to run: its settings were rejected (see environment_check)")
         return run
 
+    def analysed() -> dict[str, Any]:
+        results = compared().analyse(significance=False)
+        return {"results": results, "summary_statistics": results.summary_statistics}
+
     def evaluate() -> dict[str, Any]:
         r = compared()
         if stages.owns_previous_records and (run_dir / MEMBERS_DIR).is_dir():
             shutil.rmtree(run_dir / MEMBERS_DIR)  # an earlier run's members: replaced, never appended to
         try:
             r.evaluate()
-            return {"results": r.analyse(significance=False)}
+            return analysed()
         except Exception as exc:
             r.fail(exc)
             raise
 
     stages.run("environment_check", check)
-    key = None if run is None else {
-        "policies": [vars(e) for e in run.entries], "missions": [to_container(m) for m in run.missions],
-        "seeds": run.seeds, "evaluation": to_container(cfg.evaluation)}
-    outputs = stages.run("comparison", evaluate, key=key,
-                         restore=lambda _: {"results": compared().analyse(significance=False)})
+    key = None if run is None else {"members": member_signatures(run.tasks)}
+    outputs = stages.run("comparison", evaluate, key=key, restore=lambda _: analysed())
     if outputs is None:
         return stages.finish()
     results = outputs["results"]
@@ -87,31 +91,29 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
         stages.note_error("comparison", results.completeness.summary())
     stages.run("significance_testing", lambda: {"significance_tests": len(run.add_significance_tests())},
                needs=["comparison"])
-    stages.run("report", lambda: {"report": daf_export_comparison_html(results, run_dir / REPORT_FILE)},
-               needs=["comparison"])
+    if report:
+        stages.run("report", lambda: {"report": daf_export_comparison_html(results, run_dir / REPORT_FILE, title)},
+                   needs=["comparison"])
     result = stages.result
-    run.finish({"stages_completed": result.stages_completed, "stages_failed": result.stages_failed,
-                "errors": result.errors})
+    result.outputs["metrics"] = run.finish({"stages_completed": result.stages_completed,
+                                            "stages_failed": result.stages_failed, "errors": result.errors})
     return stages.finish()
 
 
 def nested_comparison(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any], run_dir: Path, *,
                       episodes: int, parallel: bool, stop_on_failure: bool) -> PipelineResult:
     """The compare pipeline as a stage of another pipeline (sweep, benchmark): `cfg` (the outer pipeline's config,
-    with the user's evaluation, statistics and resources settings) becomes a compare run in `run_dir`. `missions`:
-    names or mission configs."""
+    composed from the user's overrides: evaluation, mission, statistics and resources settings) becomes a compare
+    run in `run_dir`. `missions`: names or mission configs."""
     import copy
 
     from omegaconf import OmegaConf
 
-    from daf_hydra.comparison import parse_policy
     from daf_hydra.config import StagedPipelineConfig
 
     sub = copy.deepcopy(cfg)
     sub.pipeline = OmegaConf.structured(StagedPipelineConfig(name="compare", stop_on_failure=stop_on_failure))
     sub.output_dir = str(run_dir)
-    sub.compare.policies = [parse_policy(p).label for p in policies]
-    sub.compare.missions = [m if isinstance(m, str) else str(m.name) for m in missions]
     sub.compare.episodes_per_mission = int(episodes)
     sub.compare.parallel = bool(parallel)
     return run_comparison_pipeline(sub, policies, missions, Path(run_dir), stop_on_failure)
@@ -140,37 +142,43 @@ def daf_run_comparison_pipeline(
     config: Optional[DAFComparisonConfig] = None,
     resources: Optional[DAFConfig] = None,
     stop_on_failure: bool = True,
-    seed: int = 0,
+    parallel_stages: bool = False,
     output_dir: str | Path | None = None,
-    workers: int | None = None,
     device: str = "cpu",
     overrides: Sequence[str] = (),
+    **fields: Any,
 ) -> PipelineResult:
-    """The compare pipeline from Python (the same stages and records as the CLI). Give the policies and missions
-    (and optionally episodes, parallel evaluation, workers), or `config=DAFComparisonConfig(...)` holding them.
-    `resources=DAFConfig(max_parallel_jobs=...)` caps the worker processes. `outputs` holds `run_dir`, `results`
-    (ComparisonResults) and `report` (the HTML path) when those stages completed."""
+    """The compare pipeline from Python (the same stages and records as the CLI). Give DAFComparisonConfig's
+    fields as arguments (`parallel_evaluation` is its `parallel`; `fields`: `workers`, `seed`,
+    `significance_level`, `bootstrap_samples`, `generate_html_report`, `name`), or `config=` holding them.
+    `resources=DAFConfig(max_parallel_jobs=...)` caps the worker processes; `overrides`: further CLI overrides
+    (`mission=solo_forage mission.max_steps=50`, `evaluation.num_envs=4`). `outputs` holds `run_dir`, `results`
+    (ComparisonResults), `summary_statistics` and `report` (the HTML path) when those stages completed."""
     from daf_hydra.comparison import compose_compare_config
 
-    given = {k: v for k, v in dict(policies=policies, missions=missions, episodes_per_mission=episodes_per_mission,
-                                   parallel=parallel_evaluation, workers=workers).items() if v is not None}
-    if config is not None and given:
-        raise DAFError(f"give either config= or the comparison's arguments, not both "
-                       f"(got config and {', '.join(given)})")
-    if config is None:
-        if policies is None or missions is None:
-            raise DAFError("give the policies and missions to compare, or config=DAFComparisonConfig(...)")
-        config = DAFComparisonConfig(**{"episodes_per_mission": 10, **given})
+    check_parallel_stages(parallel_stages)
+    config = api_config(DAFComparisonConfig, config, dict(
+        policies=policies, missions=missions, episodes_per_mission=episodes_per_mission, parallel=parallel_evaluation,
+        **fields))
+    config.validate()
     resources = resources or DAFConfig()
     resources.validate()
-    cfg = compose_compare_config(
-        [f"compare.episodes_per_mission={config.episodes_per_mission}", f"seed={seed}", f"device={device}",
-         f"compare.parallel={str(config.parallel).lower()}", f"compare.workers={config.workers or 'null'}",
-         *resource_overrides(resources), *overrides],
-        output_dir,
-    )
+    cfg = compose_compare_config([*comparison_overrides(config), f"device={device}", *resource_overrides(resources),
+                                  *overrides], output_dir)
     return run_comparison_pipeline(cfg, list(config.policies), list(config.missions), Path(cfg.output_dir),
-                                   stop_on_failure)
+                                   stop_on_failure, config.generate_html_report, config.name)
+
+
+def comparison_overrides(c: DAFComparisonConfig) -> list[str]:
+    """The command line form of a DAFComparisonConfig's settings (its policies and missions, which may be
+    objects, are passed as they are)."""
+    out = [f"seed={c.seed}", f"compare.episodes_per_mission={c.episodes_per_mission}",
+           f"compare.parallel={str(c.parallel).lower()}", f"compare.workers={c.workers or 'null'}"]
+    if c.significance_level is not None:
+        out.append(f"statistics.significance_level={c.significance_level}")
+    if c.bootstrap_samples is not None:
+        out.append(f"statistics.bootstrap_reps={c.bootstrap_samples}")
+    return out
 
 
 def resource_overrides(resources: DAFConfig) -> list[str]:
@@ -178,11 +186,12 @@ def resource_overrides(resources: DAFConfig) -> list[str]:
     return [f"resources.{k}={'null' if v is None else v}" for k, v in vars(resources).items()]
 
 
-def run_compare(cfg: DictConfig, run_dir: Path) -> float | None:
+def run_compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """`pipeline=compare` from the CLI: the policies and missions of `cfg.compare`; prints the findings.
 
     Exits non-zero (DAFError) when the comparison could not be made; a partial one (a member failed, a later
-    stage failed) prints what is missing and returns. Returns the first policy's IQM over all missions.
+    stage failed) prints what is missing and returns. Returns the comparison's metrics (metrics.json): the first
+    policy is the candidate, its pooled `mean_reward` and IQM (`objective`) what `objective.metric` reads.
     """
     from daf_hydra.comparison import ALL_MISSIONS
 
@@ -202,4 +211,4 @@ def run_compare(cfg: DictConfig, run_dir: Path) -> float | None:
     for error in result.errors:
         print(f"  WARNING {error}")
     print(f"report: {result.outputs.get('report', 'not written')}")
-    return float(overall["iqm"].iloc[0]) if len(overall) else None
+    return result.outputs["metrics"]

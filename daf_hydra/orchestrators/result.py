@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 SUCCESS, PARTIAL, FAILED = "success", "partial", "failed"
 PIPELINE_FILE = "pipeline.json"
@@ -18,7 +18,7 @@ class PipelineResult:
     `errors` are one-line messages, one per failed stage; `outputs` maps names to what the stages produced (paths,
     result objects). `stages` holds one record per stage of the pipelines run by `orchestrators.stages.Stages`:
     status (completed | failed | not_run), whether it was reused from an earlier run, its outputs, error, inputs
-    key and duration; it is what a re-run in the same directory reads back."""
+    key and duration; it is what a re-run in the same directory reads back. `timestamp`: when it started."""
 
     pipeline_name: str
     status: str
@@ -27,11 +27,22 @@ class PipelineResult:
     errors: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     total_time_seconds: float = 0.0
-    timestamp: float = field(default_factory=time.time)
+    timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a start time given as epoch seconds (time.time(), as the run records keep it) is the datetime it means
+        if name == "timestamp" and isinstance(value, (int, float)):
+            value = datetime.fromtimestamp(value, timezone.utc)
+        super().__setattr__(name, value)
 
     def is_success(self) -> bool:
         return self.status == SUCCESS
+
+    @property
+    def final_checkpoint(self) -> Optional[str]:
+        """The trained checkpoint (`outputs['final_checkpoint']`), None when nothing was trained."""
+        return self.outputs.get("final_checkpoint")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: outputs that are not JSON values (paths, result objects) are written as their `to_dict()`
@@ -44,7 +55,7 @@ class PipelineResult:
             "errors": list(self.errors),
             "outputs": json_value(self.outputs),
             "total_time_seconds": self.total_time_seconds,
-            "timestamp": self.timestamp,
+            "timestamp": self.timestamp.isoformat(),
             "stages": json_value(self.stages),
         }
 
@@ -59,14 +70,16 @@ class PipelineResult:
 
 
 def json_value(value: Any) -> Any:
-    """`value` as JSON values: objects with `to_dict()` as that, other dataclasses field by field, paths and
-    anything else as text."""
+    """`value` as JSON values: tables (pandas) as their rows, objects with `to_dict()` as that, other dataclasses
+    field by field, paths and anything else as text."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, dict):
         return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_value(v) for v in value]
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        return json_value(value.to_dict("records"))
     if hasattr(value, "to_dict"):
         return json_value(value.to_dict())
     if is_dataclass(value) and not isinstance(value, type):

@@ -9,8 +9,10 @@ Every orchestrated pipeline (compare, sweep, benchmark) is a list of `Stages.run
   the stage completes and the pipeline ends `partial`;
 - a re-run in the same directory reads the previous pipeline.json back and skips a stage whose work is on disk
   (it has a `restore`), that completed with the same inputs (`key`), and whose earlier stages were skipped too:
-  the restored outputs are used instead. Stages without `restore` (environment checks, statistics, reports,
-  packages: cheap, derived from the records) always run, so what they report describes this run.
+  the restored outputs are used instead. A stage that starts runs (trainings, evaluations) is keyed by those
+  runs' identity signatures (`identity.run_identity`: everything that decides their numbers), never by paths,
+  which stay the same when what is behind them changes. Stages without `restore` (environment checks, statistics, reports, packages: cheap,
+  derived from the records) always run, so what they report describes this run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ def inputs_key(inputs: Any) -> str:
     """A digest of what a stage's result depends on (its config, its upstream outputs)."""
     text = json.dumps(json_value(inputs), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_parallel_stages(parallel_stages: bool) -> None:
+    """The documents' `parallel_stages` option: stages run one after the other (False, the default). True is
+    refused rather than ignored: every stage after the environment check needs what an earlier one produced."""
+    if parallel_stages:
+        raise DAFError("parallel_stages=True: every stage needs what an earlier stage produced, so stages run in "
+                       "order; parallel_evaluation=True plays the policies in parallel processes")
 
 
 def read_previous_stages(run_dir: Path, pipeline_name: str) -> dict[str, dict[str, Any]]:

@@ -4,9 +4,9 @@
     result = daf_run_training_pipeline(policy_class_path="daf_lstm", missions=["training_facility_1"],
                                        num_training_steps=200_000, eval_missions=["training_facility_1"],
                                        eval_episodes=10)
-    result.is_success(), result.outputs["final_checkpoint"], result.outputs["mean_reward"]
+    result.is_success(), result.final_checkpoint, result.outputs["mean_reward"]
 
-    daf_run_training_pipeline(config=DAFTrainingConfig(missions=["training_facility_2"], overrides=["lr=3e-4"]))
+    daf_run_training_pipeline(config=DAFTrainingConfig(missions=["training_facility_2"], update_epochs=2))
 
 A `DAFTrainingConfig` becomes the overrides a CLI user would type (`daf_hydra.compose.compose_config`), so both
 roads give the same run. Mistakes in the config raise DAFError before any work; a failure while running is
@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from daf_hydra.compose import api_output_dir, compose_config
-from daf_hydra.config import DAFTrainingConfig
+from daf_hydra.config import DAFTrainingConfig, api_config
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import CONF_DIR
 from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.orchestrators.stages import check_parallel_stages
 from daf_hydra.orchestrators.train import PIPELINE, train_pipeline, validate_train_run
 
 log = logging.getLogger(__name__)
@@ -37,31 +38,19 @@ def daf_run_training_pipeline(
     num_training_steps: Optional[int] = None,
     eval_missions: Optional[Sequence[str]] = None,
     eval_episodes: Optional[int] = None,
-    policy_data_path: Optional[str] = None,
-    learning_rate: Optional[float] = None,
-    seed: Optional[int] = None,
-    device: Optional[str] = None,
     output_dir: Optional[str | Path] = None,
-    resume: Optional[bool] = None,
-    overrides: Optional[Sequence[str]] = None,
+    parallel_stages: bool = False,
+    **fields: Any,
 ) -> PipelineResult:
-    """Train, checkpoint and evaluate; give either `config` or keyword arguments (the fields of DAFTrainingConfig,
-    defaults for those left out)."""
-    given = {k: v for k, v in dict(
+    """Train, checkpoint and evaluate; give either `config` or keyword arguments: the fields of DAFTrainingConfig
+    (`fields`: `policy_data_path`, `learning_rate`, `seed`, `device`, `resume`, `name`, `overrides`, and the PPO
+    settings of the CLI's `training:`, e.g. `update_epochs=2`), defaults for those left out. `outputs`:
+    `final_checkpoint` (also `result.final_checkpoint`), `training`, `evaluation`, `mean_reward`, `run_dir`."""
+    check_parallel_stages(parallel_stages)
+    config = api_config(DAFTrainingConfig, config, dict(
         policy_class_path=policy_class_path, missions=missions, num_training_steps=num_training_steps,
-        eval_missions=eval_missions, eval_episodes=eval_episodes, policy_data_path=policy_data_path,
-        learning_rate=learning_rate, seed=seed, device=device, output_dir=output_dir, resume=resume,
-        overrides=overrides,
-    ).items() if v is not None}
-    if config is not None and given:
-        raise DAFError(f"give either config= or keyword arguments, not both (got config and {', '.join(given)})")
-    if config is None:
-        for key in ("missions", "eval_missions", "overrides"):
-            if key in given:
-                given[key] = list(given[key])
-        if "output_dir" in given:
-            given["output_dir"] = str(given["output_dir"])
-        config = DAFTrainingConfig(**given)
+        eval_missions=eval_missions, eval_episodes=eval_episodes,
+        output_dir=None if output_dir is None else str(output_dir), **fields))
     config.validate()
     run_dir = api_output_dir(config.output_dir).resolve()
     cfg = compose_config(training_overrides(config), output_dir=run_dir)
@@ -69,7 +58,7 @@ def daf_run_training_pipeline(
     if cfg.training.distributed.nodes * cfg.training.distributed.tasks_per_node > 1:  # would train one rank only
         raise DAFError("training.distributed with several ranks: use daf_hydra.distributed_training."
                        "daf_launch_distributed_training (backend='local' or 'slurm') or the CLI")
-    result = PipelineResult(PIPELINE, FAILED)
+    result = PipelineResult(PIPELINE, FAILED, outputs={"name": config.name} if config.name else {})
     try:
         train_pipeline(cfg, Path(cfg.output_dir), result)
     except Exception as exc:  # recorded in result.errors, metrics.json and pipeline.json: the API reports it
@@ -83,15 +72,13 @@ def training_overrides(c: DAFTrainingConfig) -> list[str]:
     overrides = ["pipeline=train"]
     if (CONF_DIR / "policy" / f"{c.policy_class_path}.yaml").is_file():
         overrides.append(f"policy={c.policy_class_path}")
-    else:  # a registered short name, a class path or a bundle directory
-        label = Path(c.policy_class_path.rstrip("/")).name.rsplit(".", 1)[-1]
-        overrides += [f"policy.name={_quote(label)}", f"policy.class_path={_quote(c.policy_class_path)}",
-                      "policy.kwargs={}"]
+    else:  # a registered short name, a class path or a bundle directory: named by what is instantiated
+        overrides += [f"policy.class_path={literal(c.policy_class_path)}", "policy.kwargs={}"]
     if c.policy_data_path is not None:
-        overrides.append(f"policy.data_path={_quote(c.policy_data_path)}")
+        overrides.append(f"policy.data_path={literal(c.policy_data_path)}")
     overrides += [
         f"mission={c.missions[0]}",
-        f"training.missions=[{','.join(_quote(m) for m in c.missions)}]",
+        f"training.missions={literal(c.missions)}",
         f"seed={c.seed}",
         f"device={c.device}",
     ]
@@ -100,14 +87,28 @@ def training_overrides(c: DAFTrainingConfig) -> list[str]:
     if c.eval_episodes is not None:
         overrides.append(f"evaluation.episodes={c.eval_episodes}")
     if c.eval_missions is not None:
-        overrides.append(f"training.eval_missions=[{','.join(_quote(m) for m in c.eval_missions)}]")
+        overrides.append(f"training.eval_missions={literal(c.eval_missions)}")
     if c.learning_rate is not None:
         overrides.append(f"lr={c.learning_rate!r}")
     if c.resume:
         overrides.append("training.resume=true")
+    overrides += [f"training.{k}={literal(v)}" for k, v in c.ppo_settings().items()]
     return [*overrides, *c.overrides]
 
 
-def _quote(value: Any) -> str:
-    """A Hydra override string literal (paths and cogames names hold characters the grammar reserves)."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+def literal(value: Any) -> str:
+    """`value` in Hydra's override grammar: strings quoted (paths and cogames names hold characters the grammar
+    reserves), lists, dicts and dataclasses (training.distributed) element by element."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
