@@ -66,7 +66,7 @@ def run_daf(args: argparse.Namespace, out: Path) -> dict:
 
     from daf_hydra.compose import compose_config
     from daf_hydra.runs import start_run
-    from daf_hydra.orchestrators.train import missions_of
+    from daf_hydra.runs import missions_of
     from daf_hydra.training import train
 
     bptt = _bptt(args.policy)

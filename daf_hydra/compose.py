@@ -9,9 +9,9 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from daf_hydra.config import register_configs
+from daf_hydra.config import COGAMES_PREFIX, CONF_DIR, group_options, register_configs
 from daf_hydra.errors import DAFError
-from daf_hydra.missions import COGAMES_PREFIX, CONF_DIR, catalog_names
+from daf_hydra.missions import catalog_names
 
 
 def prepare_config_store(overrides: Sequence[str] = ()) -> None:
@@ -21,11 +21,6 @@ def prepare_config_store(overrides: Sequence[str] = ()) -> None:
         from daf_hydra.missions.cogames_games import register_cogames_missions
 
         register_cogames_missions()
-
-
-def group_options(group: str) -> list[str]:
-    """The options of a config group: its YAML files in conf/ (cogames missions are added at run time)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 def check_group_choices(overrides: Sequence[str]) -> None:

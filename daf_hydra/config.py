@@ -7,15 +7,24 @@ The YAML files in `conf/` select and fill these schemas; Hydra type-checks every
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
 
 from daf_hydra.errors import DAFError
-from daf_hydra.sweeps import DAFSweepConfig
+from daf_hydra.identity import ALIASES
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+COGAMES_PREFIX = "cogames:"  # mission=cogames:<game>.<mission>: a mission of an installed cogames game
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its YAML files in conf/ (cogames missions are added at run time)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
 @dataclass
@@ -266,6 +275,165 @@ class DAFBenchmarkConfig:
         return cfg
 
 
+STRATEGY_SWEEPERS = {"bayesian": "tpe", "tpe": "tpe", "random": "random", "grid": "grid", "gp": "gp"}
+RANGE_KEYS = {"low", "high", "log", "int"}
+
+
+@dataclass
+class DAFSweepConfig:
+    """A sweep described in Python or YAML; `daf_launch_sweep` turns it into the CLI's Hydra multirun.
+
+    search_space: parameter -> a list of values (categorical; the grid of `strategy: grid`), or a dict
+    {low, high, log: bool, int: bool} (a range). A name without a dot means `training.<name>` when training has
+    such a field (`ent_coef`), else a top-level key; dotted names are used as they are (`policy.kwargs.hidden_size`);
+    the learning rate is swept as `lr`, its one public name, however it is spelled (`parameter_key`).
+    """
+
+    policy_class_path: str = "lstm"
+    policy_data_path: str | None = None
+    missions: list[str] = field(default_factory=lambda: ["training_facility_1"])
+    episodes_per_trial: int = 5
+    num_trials: int = 8
+    # Any, not a dict: Hydra refuses `sweep.search_space={...}` from the command line into a typed (struct) dict
+    # node, and takes it into an untyped null one (conf/config.yaml's `search_space: null`).
+    search_space: Any = field(default_factory=lambda: {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}})
+    strategy: str = "bayesian"  # grid | random | bayesian (TPE) | gp
+    seed: int = 0
+    objective_metric: str = "mean_reward"
+    optimize_direction: str = "maximize"
+    max_parallel_jobs: int = 1
+    max_failure_rate: float = 0.0
+    pipeline: str = "train"  # train (train, then evaluate) | evaluate
+    training_steps: int | None = None
+    sweep_name: str | None = None  # the Optuna study; None: the study of this sweep's definition, sweep-<hash>
+    storage: str | None = None  # any database URL; None: multirun/sweeps/optuna.db
+    output_root: str = "multirun/sweeps"
+    extra_overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DAFSweepConfig":
+        """A flat YAML of these fields, or an experiment file's `sweep:` section (`config.read_yaml_fields`)."""
+        cfg = cls(**read_yaml_fields(cls, path, "sweep"))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGY_SWEEPERS:
+            raise DAFError(f"strategy={self.strategy!r} is invalid: valid strategies are {', '.join(STRATEGY_SWEEPERS)}")
+        if self.optimize_direction not in ("maximize", "minimize"):
+            raise DAFError(f"optimize_direction={self.optimize_direction!r} is invalid: use maximize or minimize")
+        if self.num_trials < 1:
+            raise DAFError(f"num_trials={self.num_trials} is invalid: it must be >= 1")
+        if self.episodes_per_trial < 1:
+            raise DAFError(f"episodes_per_trial={self.episodes_per_trial} is invalid: it must be >= 1")
+        if self.max_parallel_jobs < 1:
+            raise DAFError(f"max_parallel_jobs={self.max_parallel_jobs} is invalid: it must be >= 1")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise DAFError(f"max_failure_rate={self.max_failure_rate} is invalid: it must be between 0 and 1")
+        if not self.missions:
+            raise DAFError("missions is empty: list at least one mission, e.g. [training_facility_1]")
+        if not isinstance(self.search_space, dict) or not self.search_space:
+            raise DAFError(f"search_space={self.search_space!r} is invalid: give at least one parameter, e.g. "
+                           "{learning_rate: [1e-4, 1e-3]} "
+                           "(pipeline=sweep: 'sweep.search_space={learning_rate:[1e-4,1e-3]}')")
+        if self.pipeline not in ("train", "evaluate"):
+            raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
+        for name, space in self.search_space.items():
+            _sweep_expression(name, space)
+            if not _is_setting(parameter_key(name)):
+                raise DAFError(f"search_space.{name} is invalid: {parameter_key(name)} is not a setting of a run "
+                               "(a training field such as learning_rate, or a dotted key such as mission.max_steps)")
+            if self.strategy == "grid" and isinstance(space, dict) and not space.get("int"):
+                raise DAFError(f"search_space.{name}={space} is a continuous range: strategy=grid needs a list of "
+                               "values (or an int range)")
+
+    def overrides(self) -> list[str]:
+        """The Hydra overrides of the equivalent CLI multirun."""
+        policy = (
+            [f"policy={self.policy_class_path}"] if self.policy_class_path in group_options("policy")
+            else [f"policy.class_path={self.policy_class_path}"]
+        )
+        if self.policy_data_path:
+            policy.append(f"policy.data_path={self.policy_data_path}")
+        missions = ",".join(self.missions)
+        out = [
+            f"hydra/sweeper={STRATEGY_SWEEPERS[self.strategy]}",
+            f"pipeline={self.pipeline}",
+            *policy,
+            f"mission={self.missions[0]}",
+            f"training.missions=[{missions}]",
+            f"evaluation.episodes={self.episodes_per_trial}",
+            f"seed={self.seed}",
+            f"objective.metric={self.objective_metric}",
+            f"objective.direction={self.optimize_direction}",
+            f"hydra.sweeper.n_trials={self.num_trials}",
+            f"hydra.sweeper.n_jobs={self.max_parallel_jobs}",
+            f"hydra.sweeper.max_failure_rate={self.max_failure_rate}",
+            # the study's name, given or derived (DAFOptunaSweeper sets it before the first trial)
+            f"hydra.sweep.dir={Path(self.output_root).resolve()}/${{sweep_name}}/${{now:%Y-%m-%d_%H-%M-%S-%f}}",
+        ]
+        if self.sweep_name:
+            out.append(f"sweep_name={self.sweep_name}")
+        if self.storage:
+            out.append(f"hydra.sweeper.storage={self.storage}")
+        if self.max_parallel_jobs > 1:
+            out.append("hydra/launcher=local")
+        if self.training_steps is not None:
+            out.append(f"training.total_steps={self.training_steps}")
+        for name, space in self.search_space.items():
+            out.append(f"hydra.sweeper.params.{parameter_key(name)}={_sweep_expression(name, space)}")
+        return [*out, *self.extra_overrides]
+
+
+def parameter_key(name: str) -> str:
+    """The key a search-space name sweeps, under its one public name: `learning_rate` (and
+    `training.learning_rate`) -> `lr` (identity.ALIASES), so the API's trials have the CLI's columns; another
+    training field `ent_coef` -> `training.ent_coef`; other names stay as they are."""
+    key = f"training.{name}" if "." not in name and name in TrainingConfig.__dataclass_fields__ else name
+    return ALIASES.get(key, key)
+
+
+def _is_setting(key: str) -> bool:
+    """Whether `key` names a setting of a run (a field of `config.DAFRunConfig`, followed down its dataclasses;
+    below a dict field such as `policy.kwargs` any key is), so a misspelt parameter fails before any trial."""
+    import types
+
+    node: Any = DAFRunConfig
+    for part in key.split("."):
+        if not is_dataclass(node):
+            return True
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            return False
+        node = hints[part]
+        if typing.get_origin(node) in (typing.Union, types.UnionType):  # Optional[X] -> X
+            node = next(a for a in typing.get_args(node) if a is not type(None))
+    return True
+
+
+def _sweep_expression(name: str, space: Any) -> str:
+    if isinstance(space, (list, tuple)) and space:
+        if not all(v is None or isinstance(v, (str, int, float, bool)) for v in space):
+            raise DAFError(f"search_space.{name}={space!r} is invalid: Optuna's choices are numbers, strings, "
+                           "booleans or null")
+        return "choice(" + ",".join(str(v) for v in space) + ")"
+    if isinstance(space, dict) and {"low", "high"} <= set(space) <= RANGE_KEYS:
+        low, high = space["low"], space["high"]
+        if not low < high:
+            raise DAFError(f"search_space.{name}: low={low} must be below high={high}")
+        if space.get("log") and not low > 0:
+            raise DAFError(f"search_space.{name}: low={low} must be above 0 on a log scale")
+        if space.get("int"):
+            low, high = int(low), int(high)
+        else:
+            low, high = float(low), float(high)
+        expr = f"interval({low}, {high})"
+        expr = f"tag(log, {expr})" if space.get("log") else expr
+        return f"int({expr})" if space.get("int") else expr
+    raise DAFError(f"search_space.{name}={space!r} is invalid: give a list of values or "
+                   "{low: .., high: .., log: bool, int: bool}")
+
+
 @dataclass
 class ObjectiveConfig:
     """What a run returns to Hydra's sweeper: one key of its metrics.json (or a list, for multi-objective
@@ -463,6 +631,35 @@ class DAFTrainingConfig(TrainingConfig):
         return {f.name: getattr(self, f.name) for f in fields(TrainingConfig)
                 if f.name not in own and getattr(self, f.name) != getattr(default, f.name)}
 
+    def cli_overrides(self) -> list[str]:
+        """The command line equivalent of this config (pipeline=train plus its fields): the API and the CLI
+        take one road to a run config (daf_hydra.compose)."""
+        overrides = ["pipeline=train"]
+        if (CONF_DIR / "policy" / f"{self.policy_class_path}.yaml").is_file():
+            overrides.append(f"policy={self.policy_class_path}")
+        else:  # a registered short name, a class path or a bundle directory: named by what is instantiated
+            overrides += [f"policy.class_path={literal(self.policy_class_path)}", "policy.kwargs={}"]
+        if self.policy_data_path is not None:
+            overrides.append(f"policy.data_path={literal(self.policy_data_path)}")
+        overrides += [
+            f"mission={self.missions[0]}",
+            f"training.missions={literal(self.missions)}",
+            f"seed={self.seed}",
+            f"device={self.device}",
+        ]
+        if self.num_training_steps is not None:
+            overrides.append(f"training.total_steps={self.num_training_steps}")
+        if self.eval_episodes is not None:
+            overrides.append(f"evaluation.episodes={self.eval_episodes}")
+        if self.eval_missions is not None:
+            overrides.append(f"training.eval_missions={literal(self.eval_missions)}")
+        if self.learning_rate is not None:
+            overrides.append(f"lr={self.learning_rate!r}")
+        if self.resume:
+            overrides.append("training.resume=true")
+        overrides += [f"training.{k}={literal(v)}" for k, v in self.ppo_settings().items()]
+        return [*overrides, *self.overrides]
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DAFTrainingConfig":
         """A flat YAML of these fields."""
@@ -537,6 +734,39 @@ def _refuse_unknown(cls: type, data: dict[str, Any], where: str) -> None:
         raise DAFError(f"{where}unknown {cls.__name__} field(s) {unknown}; valid: {sorted(valid)}")
 
 
+def sqlite_storage(path: str) -> str:
+    """OmegaConf resolver `${daf_sqlite:path}`: an absolute SQLite URL whose directory exists.
+
+    Optuna opens the storage before any job has created the outputs tree, and SQLite cannot create directories.
+    """
+    target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{target}"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("daf_sqlite"):
+        OmegaConf.register_resolver("daf_sqlite", sqlite_storage)
+
+
+def literal(value: Any) -> str:
+    """`value` in Hydra's override grammar: strings quoted (paths and cogames names hold characters the grammar
+    reserves), lists, dicts and dataclasses (training.distributed) element by element."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 _registered = False
 
 
@@ -546,8 +776,6 @@ def register_configs() -> None:
     if _registered:
         return
     _registered = True
-    from daf_hydra.sweeps import register_resolvers
-
     register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="daf_run_schema", node=DAFRunConfig)

@@ -55,7 +55,7 @@ def sha256_file(path: Path) -> str:
 
 
 def policy_spec(policy: Any, mission: Any) -> tuple[dict[str, Any], Optional[Path]]:
-    """The bundle spec of a policy entry (`comparison.PolicyEntry`) and its weights file (None: no weights).
+    """The bundle spec of a policy entry (`policy_entries.PolicyEntry`) and its weights file (None: no weights).
 
     The environment interface is the one the checkpoint recorded when it is a bundle, else `mission`'s."""
     from mettagrid.policy.policy_env_interface import PolicyEnvInterface
@@ -85,12 +85,12 @@ def daf_create_deployment_package(
     report: Optional[str | Path] = None,
     name: Optional[str] = None,
 ) -> DeploymentPackage:
-    """Write the package of `policy` (a `PolicyEntry` or anything `comparison.parse_policy` takes) into
+    """Write the package of `policy` (a `PolicyEntry` or anything `policy_entries.parse_policy` takes) into
     `output_dir/<name>/` and `output_dir/<name>.tar.gz`, replacing an earlier package of the same name.
 
     `mission`: a mission config, whose environment interface the spec records when the policy is not a bundle
     that recorded its own; `config`: the resolved config to ship; `evaluation`: the evaluation results to ship."""
-    from daf_hydra.comparison import parse_policy, slug
+    from daf_hydra.policy_entries import parse_policy, slug
 
     entry = parse_policy(policy)
     name = name or slug(entry.label)

@@ -50,6 +50,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra.errors import DAFError
 from daf_hydra.records import METRICS_FILE, record_outside_failure
+from daf_hydra.runs import missions_of, validate_train_run
 from daf_hydra.training import TrainingResult
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ MEMORY_EVERY_S = 2.0
 BACKENDS = ("slurm", "local")
 SLURM_ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
 SLURM_SETTLE_S = 30.0
+# The train pipeline (orchestrators.train.train_pipeline), handed in by its caller: (cfg, run_dir, train_fn=...)
+Pipeline = Callable[..., Any]
 
 
 def world_size(cfg: DictConfig) -> int:
@@ -77,12 +80,11 @@ class DistributedTrainingResult(TrainingResult):
     total_sps: float  # steps all ranks trained in this run / the slowest rank's training wall time
 
 
-def run_distributed_train(cfg: DictConfig, run_dir: Path) -> Any:
+def run_distributed_train(cfg: DictConfig, run_dir: Path, pipeline: Pipeline) -> Any:
     """The train pipeline over `training.distributed`'s ranks, from whichever process this is: a SLURM task of
-    a job with as many tasks (its rank), or a plain process (rank 0, which starts the others). Returns rank 0's
-    PipelineResult, None on other ranks."""
-    from daf_hydra.orchestrators.train import validate_train_run
-
+    a job with as many tasks (its rank), or a plain process (rank 0, which starts the others). `pipeline` is the
+    train pipeline, which rank 0 runs with a training stage across the ranks (passed in by the pipeline itself:
+    a feature does not import pipelines). Returns rank 0's PipelineResult, None on other ranks."""
     world = world_size(cfg)
     nodes = int(cfg.training.distributed.nodes)
     _refuse_single_run_on_slurm_launcher(world)
@@ -92,7 +94,7 @@ def run_distributed_train(cfg: DictConfig, run_dir: Path) -> Any:
         import submitit
 
         env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return run_rank(cfg, run_dir, env.rank, world, env.local_rank, "env://")
+        return run_rank(cfg, run_dir, env.rank, world, env.local_rank, "env://", pipeline)
     if tasks is not None and int(tasks) != 1:
         raise DAFError(f"this SLURM job step has {tasks} tasks but training.distributed asks for {world} ranks "
                        f"(nodes={nodes} x tasks_per_node={cfg.training.distributed.tasks_per_node}): launch it with "
@@ -101,7 +103,7 @@ def run_distributed_train(cfg: DictConfig, run_dir: Path) -> Any:
         raise DAFError(f"training.distributed.nodes={nodes} needs a SLURM job of {nodes} nodes: run with "
                        "-m hydra/launcher=slurm (or daf_launch_distributed_training(backend='slurm')); "
                        "without SLURM only nodes=1 (several processes on this machine) is possible")
-    return _run_local(cfg, run_dir, world)
+    return _run_local(cfg, run_dir, world, pipeline)
 
 
 def _refuse_single_run_on_slurm_launcher(world: int) -> None:
@@ -117,7 +119,7 @@ def _refuse_single_run_on_slurm_launcher(world: int) -> None:
                        "SLURM job (without it they would run as local processes)")
 
 
-def _run_local(cfg: DictConfig, run_dir: Path, world: int) -> Any:
+def _run_local(cfg: DictConfig, run_dir: Path, world: int, pipeline: Pipeline) -> Any:
     """This process is rank 0; ranks 1.. are spawned processes on this machine (127.0.0.1, a free port). They are
     ended here if rank 0 fails, and rank 0 fails if one of them does."""
     container = OmegaConf.to_container(cfg, resolve=True)  # `${hydra:...}` resolves only in this process
@@ -128,7 +130,7 @@ def _run_local(cfg: DictConfig, run_dir: Path, world: int) -> Any:
     for child in children:
         child.start()
     try:
-        result = run_rank(cfg, run_dir, 0, world, 0, f"tcp://127.0.0.1:{port}")
+        result = run_rank(cfg, run_dir, 0, world, 0, f"tcp://127.0.0.1:{port}", pipeline)
         for child in children:
             child.join(timeout=float(cfg.training.distributed.timeout_s))
             if child.exitcode != 0:
@@ -167,9 +169,10 @@ def resolve_backend(cfg: DictConfig) -> str:
     return "nccl" if resolve_device(cfg.training.device).startswith("cuda") else "gloo"
 
 
-def run_rank(cfg: DictConfig, run_dir: Path, rank: int, world: int, local_rank: int, init_method: str) -> Any:
-    """Join the process group, then rank 0 runs the train pipeline and the others train along. Returns rank 0's
-    PipelineResult, None on other ranks."""
+def run_rank(cfg: DictConfig, run_dir: Path, rank: int, world: int, local_rank: int, init_method: str,
+             pipeline: Optional[Pipeline] = None) -> Any:
+    """Join the process group, then rank 0 runs the train `pipeline` and the others train along. Returns rank
+    0's PipelineResult, None on other ranks."""
     import torch
     import torch.distributed as dist
 
@@ -182,7 +185,8 @@ def run_rank(cfg: DictConfig, run_dir: Path, rank: int, world: int, local_rank: 
     try:
         wrap = _ddp_wrapper(backend, local_rank)
         if rank == 0:
-            return _lead(cfg, run_dir, world, backend, wrap)
+            assert pipeline is not None, "rank 0 runs the train pipeline"
+            return _lead(cfg, run_dir, world, backend, wrap, pipeline)
         _follow(cfg, run_dir, rank, world, backend, wrap)
         return None
     finally:
@@ -212,9 +216,9 @@ def _announce(message: Optional[str]) -> Optional[str]:
     return box[0]
 
 
-def _lead(cfg: DictConfig, run_dir: Path, world: int, backend: str, wrap: Callable[[Any], Any]) -> Any:
+def _lead(cfg: DictConfig, run_dir: Path, world: int, backend: str, wrap: Callable[[Any], Any],
+          pipeline: Pipeline) -> Any:
     """Rank 0: the train pipeline, whose training stage starts the other ranks and gathers what they did."""
-    from daf_hydra.orchestrators.train import train_pipeline
     from daf_hydra.training import train
 
     started = False
@@ -227,7 +231,7 @@ def _lead(cfg: DictConfig, run_dir: Path, world: int, backend: str, wrap: Callab
         return _gather(mine, world, backend)
 
     try:
-        result = train_pipeline(cfg, run_dir, train_fn=train_all)
+        result = pipeline(cfg, run_dir, train_fn=train_all)
     except BaseException as exc:
         if not started:  # the others wait at the announcement: tell them rank 0 stopped before training
             _announce(f"rank 0 stopped before training ({type(exc).__name__}: {exc})")
@@ -239,7 +243,6 @@ def _lead(cfg: DictConfig, run_dir: Path, world: int, backend: str, wrap: Callab
 
 def _follow(cfg: DictConfig, run_dir: Path, rank: int, world: int, backend: str, wrap: Callable[[Any], Any]) -> None:
     """Ranks > 0: wait for rank 0's environment check, train along (no records, no checkpoints), report."""
-    from daf_hydra.orchestrators.train import missions_of
     from daf_hydra.training import train
 
     stop = _announce(None)
@@ -344,8 +347,6 @@ def daf_launch_distributed_training(
     composed from the same overrides the CLI takes and validated before anything starts (DAFError)."""
     from daf_hydra.compose import api_output_dir, compose_config
     from daf_hydra.config import DAFTrainingConfig
-    from daf_hydra.orchestrators.train import validate_train_run
-    from daf_hydra.orchestrators.training import training_overrides
 
     if backend not in BACKENDS:
         raise DAFError(f"backend={backend!r} is invalid: valid backends are {', '.join(BACKENDS)}")
@@ -364,23 +365,17 @@ def daf_launch_distributed_training(
                    f"training.distributed.tasks_per_node={tasks_per_machine}", *overrides],
     )
     spec.validate()
-    args = training_overrides(spec)
+    args = spec.cli_overrides()
     cfg = compose_config(args, output_dir=run_dir)
     validate_train_run(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if backend == "local":
         return DistributedTrainingJob.start_local(args, run_dir)
-    return DistributedTrainingJob.submit_slurm(cfg, run_dir, dict(
+    return DistributedTrainingJob.submit_slurm(args, run_dir, dict(
         slurm_partition=partition, timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
         nodes=num_machines, tasks_per_node=tasks_per_machine, name="daf_distributed_training",
         **(slurm_parameters or {}),
     ))
-
-
-def _slurm_task(container: dict[str, Any], run_dir: str) -> Optional[str]:
-    """What every task of the API's SLURM job runs: the CLI's rank function. Rank 0 returns the final checkpoint."""
-    result = run_distributed_train(OmegaConf.create(container), Path(run_dir))
-    return None if result is None else str(result.outputs["final_checkpoint"])
 
 
 class DistributedTrainingJob:
@@ -392,12 +387,15 @@ class DistributedTrainingJob:
         self._cancelled = False
 
     @classmethod
-    def submit_slurm(cls, cfg: DictConfig, run_dir: Path, parameters: dict[str, Any]) -> "DistributedTrainingJob":
+    def submit_slurm(cls, args: Sequence[str], run_dir: Path, parameters: dict[str, Any]) -> "DistributedTrainingJob":
+        """The CLI itself in every task of one SLURM job (each task is one rank: run_distributed_train), so the
+        API and the command line take the same road."""
         import submitit
 
         executor = submitit.AutoExecutor(folder=run_dir / ".submitit" / "%j", cluster="slurm")
         executor.update_parameters(**parameters)
-        job = executor.submit(_slurm_task, OmegaConf.to_container(cfg, resolve=True), str(run_dir))
+        job = executor.submit(submitit.helpers.CommandFunction(
+            [sys.executable, "-m", "daf_hydra.run", *args, f"hydra.run.dir={run_dir}"], cwd=os.getcwd()))
         log.info("distributed training: SLURM job %s, run directory %s", job.job_id, run_dir)
         return cls(run_dir, "slurm", job=job)
 
@@ -462,7 +460,7 @@ class DistributedTrainingJob:
         import submitit
 
         try:
-            checkpoint = self._job.task(0).result()
+            self._job.task(0).result()
         except submitit.core.utils.UncompletedJobError as exc:
             state = self.status()
             reason = self._recorded_error() or str(exc).strip().splitlines()[-1]
@@ -470,7 +468,7 @@ class DistributedTrainingJob:
                 record_outside_failure(self.run_dir, f"SLURM job {self.job_id} {state}")
             raise DAFError(f"distributed training (SLURM job {self.job_id}) {state}: {reason} "
                            f"(run directory {self.run_dir})") from None
-        return Path(checkpoint)
+        return self._recorded_checkpoint()
 
     def _local_checkpoint(self) -> Path:
         code = self._process.returncode
@@ -482,6 +480,10 @@ class DistributedTrainingJob:
             record_outside_failure(self.run_dir, f"distributed training {self.job_id} exited with code {code}")
             reason = self._recorded_error() or (tail[0] if tail else f"exit code {code}")
             raise DAFError(f"distributed training {self.job_id} failed: {reason} (log {log_file})")
+        return self._recorded_checkpoint()
+
+    def _recorded_checkpoint(self) -> Path:
+        """Rank 0's final checkpoint, as its metrics.json records it."""
         return Path(json.loads((self.run_dir / METRICS_FILE).read_text())["final_checkpoint"])
 
     def _recorded_error(self) -> Optional[str]:

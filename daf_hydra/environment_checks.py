@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from daf_hydra.device import daf_get_recommended_device, resolve_device
+from daf_hydra.device import daf_get_recommended_device, resolve_device  # noqa: F401 (the API names it here)
 from daf_hydra.errors import DAFError
 
 REQUIRED_PACKAGES = ("mettagrid", "cogames", "torch", "hydra-core", "omegaconf", "numpy", "scipy", "plotly")

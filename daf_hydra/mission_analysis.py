@@ -178,7 +178,7 @@ def analyse_episodes(
     """Analyse episode records (as `evaluation.play` writes them) of `policy` on `mission` (a mission config)."""
     import scipy.stats
 
-    from daf_hydra.comparison import statistics_settings
+    from daf_hydra.comparison_stats import statistics_settings
     from daf_hydra.errors import DAFError
 
     settings = settings or AnalyzeConfig()
@@ -275,7 +275,7 @@ def daf_analyze_mission_performance(
     directory, `name:checkpoint`); `mission_name`: a catalog mission or `cogames:<game>.<mission>`. Records,
     analysis.json and report.html land in `output_dir` (default: outputs/<date>/<time>-<id>).
     """
-    from daf_hydra.comparison import parse_policy
+    from daf_hydra.policy_entries import parse_policy
     from daf_hydra.compose import api_output_dir, compose_config
 
     entry = parse_policy(policy_class_path)

@@ -55,7 +55,7 @@ def write_report(
     training runs as the unit where arms have replicates: comparison.analysis_units), write tables and (unless
     `html=False`) report.html."""
     from daf_hydra.aggregate import daf_aggregate_runs, write_tables
-    from daf_hydra.comparison import analysis_units, compare_episodes
+    from daf_hydra.comparison_stats import analysis_units, compare_episodes
     from daf_hydra.visualization import tree_report_html, write_page
 
     tables = daf_aggregate_runs(root, use_index=use_index, index_dir=index_dir, workers=workers)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from daf_hydra.compose import check_group_choices, prepare_config_store
 from daf_hydra.errors import DAFError
-from daf_hydra.missions import CONF_DIR
+from daf_hydra.config import CONF_DIR
 from daf_hydra.sweeps import register_sweeper
 
 

@@ -1,5 +1,6 @@
 """The steps every run shares, whatever feature or pipeline starts it: start a run (run.json with its provenance
-and identity), play a policy into a run (episodes.jsonl), and fail-and-record.
+and identity), play a policy into a run (episodes.jsonl), fail-and-record, and the checks and missions of a
+training run (the train pipeline and every rank of a distributed training use the same).
 
 Features (comparison, mission analysis, distributed training) and pipelines both build on these, so a run
 started by any of them is recorded the same way and named by `identity.run_identity`, from the config that was
@@ -16,9 +17,11 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra import provenance
-from daf_hydra.config import validate_evaluation
+from daf_hydra.compose import load_mission
+from daf_hydra.config import validate_evaluation, validate_training
 from daf_hydra.device import apply_gpu_memory_fraction, resolve_device
 from daf_hydra.identity import RunIdentity, policy_name, run_identity
+from daf_hydra.errors import DAFError
 from daf_hydra.records import RunRecorder, summarize_episodes
 
 
@@ -89,3 +92,33 @@ def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None =
         success_threshold=float(cfg.mission.success_threshold) if cfg.mission.source == "catalog" else None,
     )
     return {"policy": name, "mission": mission, "seed": int(cfg.seed), **summarize_episodes(episodes)}
+
+
+def missions_of(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
+    """(training missions, evaluation missions) as mission configs. The run's own `mission` keeps its command
+    line overrides (mission.max_steps=...); other names load from the catalog or an installed cogames game."""
+
+    def load(name: str) -> DictConfig:
+        return cfg.mission if name == cfg.mission.name else load_mission(name)
+
+    train_names = list(cfg.training.missions) if cfg.training.missions is not None else [cfg.mission.name]
+    eval_names = list(cfg.training.eval_missions) if cfg.training.eval_missions is not None else train_names
+    for key, names in (("missions", train_names), ("eval_missions", eval_names)):
+        if not names:
+            raise DAFError(f"training.{key}=[] is invalid: list at least one mission, or null for the default")
+    return [load(n) for n in train_names], [load(n) for n in eval_names]
+
+
+def validate_train_run(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
+    """Every check that needs no environment, so a mistake fails before any work (DAFError, one line).
+    Returns the training and evaluation missions."""
+    validate_evaluation(cfg.evaluation)
+    missions, evals = missions_of(cfg)
+    agents = {int(m.num_agents) for m in missions}
+    if len(agents) > 1:
+        raise DAFError(
+            f"training.missions={[m.name for m in missions]} mix agent counts {sorted(agents)}: missions trained "
+            "together share one set of environment buffers, so they need the same number of agents"
+        )
+    validate_training(cfg.training, agents.pop())
+    return missions, evals

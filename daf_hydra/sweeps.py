@@ -19,15 +19,13 @@ The Python API (`DAFSweepConfig`, `daf_launch_sweep`, `daf_sweep_best_config`) l
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import json
 import math
 import os
 import subprocess
 import sys
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,8 +34,9 @@ from hydra.experimental.callback import Callback
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from daf_hydra.config import DAFSweepConfig, parameter_key
 from daf_hydra.errors import DAFError
-from daf_hydra.identity import ALIASES, SECTIONS, run_identity
+from daf_hydra.identity import SECTIONS, run_identity
 from daf_hydra.records import METRICS_FILE, write_json_atomic
 
 TRIALS_FILE = "trials.csv"
@@ -45,26 +44,9 @@ BEST_CONFIG_FILE = "best_config.yaml"
 BEST_OVERRIDES_FILE = "best_overrides.yaml"
 SWEEP_FILE = "sweep.json"
 SWEEP_REPORT_FILE = "sweep_report.html"
-STRATEGY_SWEEPERS = {"bayesian": "tpe", "tpe": "tpe", "random": "random", "grid": "grid", "gp": "gp"}
 # Study user attributes: the definition a study was created for, and the settings behind its `settings` id.
 DEFINITION_ATTR = "daf_sweep_definition"
 SETTINGS_ATTR = "daf_sweep_settings"
-RANGE_KEYS = {"low", "high", "log", "int"}
-
-
-def sqlite_storage(path: str) -> str:
-    """OmegaConf resolver `${daf_sqlite:path}`: an absolute SQLite URL whose directory exists.
-
-    Optuna opens the storage before any job has created the outputs tree, and SQLite cannot create directories.
-    """
-    target = Path(path).expanduser().resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{target}"
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("daf_sqlite"):
-        OmegaConf.register_resolver("daf_sqlite", sqlite_storage)
 
 
 def register_sweeper() -> None:
@@ -352,169 +334,6 @@ class SweepResultsCallback(Callback):
 # ---------------------------------------------------------------------------------------------------------------
 # The Python API of the design documents
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DAFSweepConfig:
-    """A sweep described in Python or YAML; `daf_launch_sweep` turns it into the CLI's Hydra multirun.
-
-    search_space: parameter -> a list of values (categorical; the grid of `strategy: grid`), or a dict
-    {low, high, log: bool, int: bool} (a range). A name without a dot means `training.<name>` when training has
-    such a field (`ent_coef`), else a top-level key; dotted names are used as they are (`policy.kwargs.hidden_size`);
-    the learning rate is swept as `lr`, its one public name, however it is spelled (`parameter_key`).
-    """
-
-    policy_class_path: str = "lstm"
-    policy_data_path: str | None = None
-    missions: list[str] = field(default_factory=lambda: ["training_facility_1"])
-    episodes_per_trial: int = 5
-    num_trials: int = 8
-    # Any, not a dict: Hydra refuses `sweep.search_space={...}` from the command line into a typed (struct) dict
-    # node, and takes it into an untyped null one (conf/config.yaml's `search_space: null`).
-    search_space: Any = field(default_factory=lambda: {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}})
-    strategy: str = "bayesian"  # grid | random | bayesian (TPE) | gp
-    seed: int = 0
-    objective_metric: str = "mean_reward"
-    optimize_direction: str = "maximize"
-    max_parallel_jobs: int = 1
-    max_failure_rate: float = 0.0
-    pipeline: str = "train"  # train (train, then evaluate) | evaluate
-    training_steps: int | None = None
-    sweep_name: str | None = None  # the Optuna study; None: the study of this sweep's definition, sweep-<hash>
-    storage: str | None = None  # any database URL; None: multirun/sweeps/optuna.db
-    output_root: str = "multirun/sweeps"
-    extra_overrides: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "DAFSweepConfig":
-        """A flat YAML of these fields, or an experiment file's `sweep:` section (`config.read_yaml_fields`)."""
-        from daf_hydra.config import read_yaml_fields
-
-        cfg = cls(**read_yaml_fields(cls, path, "sweep"))
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        if self.strategy not in STRATEGY_SWEEPERS:
-            raise DAFError(f"strategy={self.strategy!r} is invalid: valid strategies are {', '.join(STRATEGY_SWEEPERS)}")
-        if self.optimize_direction not in ("maximize", "minimize"):
-            raise DAFError(f"optimize_direction={self.optimize_direction!r} is invalid: use maximize or minimize")
-        if self.num_trials < 1:
-            raise DAFError(f"num_trials={self.num_trials} is invalid: it must be >= 1")
-        if self.episodes_per_trial < 1:
-            raise DAFError(f"episodes_per_trial={self.episodes_per_trial} is invalid: it must be >= 1")
-        if self.max_parallel_jobs < 1:
-            raise DAFError(f"max_parallel_jobs={self.max_parallel_jobs} is invalid: it must be >= 1")
-        if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise DAFError(f"max_failure_rate={self.max_failure_rate} is invalid: it must be between 0 and 1")
-        if not self.missions:
-            raise DAFError("missions is empty: list at least one mission, e.g. [training_facility_1]")
-        if not isinstance(self.search_space, dict) or not self.search_space:
-            raise DAFError(f"search_space={self.search_space!r} is invalid: give at least one parameter, e.g. "
-                           "{learning_rate: [1e-4, 1e-3]} "
-                           "(pipeline=sweep: 'sweep.search_space={learning_rate:[1e-4,1e-3]}')")
-        if self.pipeline not in ("train", "evaluate"):
-            raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
-        for name, space in self.search_space.items():
-            _sweep_expression(name, space)
-            if not _is_setting(parameter_key(name)):
-                raise DAFError(f"search_space.{name} is invalid: {parameter_key(name)} is not a setting of a run "
-                               "(a training field such as learning_rate, or a dotted key such as mission.max_steps)")
-            if self.strategy == "grid" and isinstance(space, dict) and not space.get("int"):
-                raise DAFError(f"search_space.{name}={space} is a continuous range: strategy=grid needs a list of "
-                               "values (or an int range)")
-
-    def overrides(self) -> list[str]:
-        """The Hydra overrides of the equivalent CLI multirun."""
-        from daf_hydra.compose import group_options
-
-        policy = (
-            [f"policy={self.policy_class_path}"] if self.policy_class_path in group_options("policy")
-            else [f"policy.class_path={self.policy_class_path}"]
-        )
-        if self.policy_data_path:
-            policy.append(f"policy.data_path={self.policy_data_path}")
-        missions = ",".join(self.missions)
-        out = [
-            f"hydra/sweeper={STRATEGY_SWEEPERS[self.strategy]}",
-            f"pipeline={self.pipeline}",
-            *policy,
-            f"mission={self.missions[0]}",
-            f"training.missions=[{missions}]",
-            f"evaluation.episodes={self.episodes_per_trial}",
-            f"seed={self.seed}",
-            f"objective.metric={self.objective_metric}",
-            f"objective.direction={self.optimize_direction}",
-            f"hydra.sweeper.n_trials={self.num_trials}",
-            f"hydra.sweeper.n_jobs={self.max_parallel_jobs}",
-            f"hydra.sweeper.max_failure_rate={self.max_failure_rate}",
-            # the study's name, given or derived (DAFOptunaSweeper sets it before the first trial)
-            f"hydra.sweep.dir={Path(self.output_root).resolve()}/${{sweep_name}}/${{now:%Y-%m-%d_%H-%M-%S-%f}}",
-        ]
-        if self.sweep_name:
-            out.append(f"sweep_name={self.sweep_name}")
-        if self.storage:
-            out.append(f"hydra.sweeper.storage={self.storage}")
-        if self.max_parallel_jobs > 1:
-            out.append("hydra/launcher=local")
-        if self.training_steps is not None:
-            out.append(f"training.total_steps={self.training_steps}")
-        for name, space in self.search_space.items():
-            out.append(f"hydra.sweeper.params.{parameter_key(name)}={_sweep_expression(name, space)}")
-        return [*out, *self.extra_overrides]
-
-
-def parameter_key(name: str) -> str:
-    """The key a search-space name sweeps, under its one public name: `learning_rate` (and
-    `training.learning_rate`) -> `lr` (identity.ALIASES), so the API's trials have the CLI's columns; another
-    training field `ent_coef` -> `training.ent_coef`; other names stay as they are."""
-    from daf_hydra.config import TrainingConfig
-
-    key = f"training.{name}" if "." not in name and name in TrainingConfig.__dataclass_fields__ else name
-    return ALIASES.get(key, key)
-
-
-def _is_setting(key: str) -> bool:
-    """Whether `key` names a setting of a run (a field of `config.DAFRunConfig`, followed down its dataclasses;
-    below a dict field such as `policy.kwargs` any key is), so a misspelt parameter fails before any trial."""
-    import types
-
-    from daf_hydra.config import DAFRunConfig
-
-    node: Any = DAFRunConfig
-    for part in key.split("."):
-        if not dataclasses.is_dataclass(node):
-            return True
-        hints = typing.get_type_hints(node)
-        if part not in hints:
-            return False
-        node = hints[part]
-        if typing.get_origin(node) in (typing.Union, types.UnionType):  # Optional[X] -> X
-            node = next(a for a in typing.get_args(node) if a is not type(None))
-    return True
-
-
-def _sweep_expression(name: str, space: Any) -> str:
-    if isinstance(space, (list, tuple)) and space:
-        if not all(v is None or isinstance(v, (str, int, float, bool)) for v in space):
-            raise DAFError(f"search_space.{name}={space!r} is invalid: Optuna's choices are numbers, strings, "
-                           "booleans or null")
-        return "choice(" + ",".join(str(v) for v in space) + ")"
-    if isinstance(space, dict) and {"low", "high"} <= set(space) <= RANGE_KEYS:
-        low, high = space["low"], space["high"]
-        if not low < high:
-            raise DAFError(f"search_space.{name}: low={low} must be below high={high}")
-        if space.get("log") and not low > 0:
-            raise DAFError(f"search_space.{name}: low={low} must be above 0 on a log scale")
-        if space.get("int"):
-            low, high = int(low), int(high)
-        else:
-            low, high = float(low), float(high)
-        expr = f"interval({low}, {high})"
-        expr = f"tag(log, {expr})" if space.get("log") else expr
-        return f"int({expr})" if space.get("int") else expr
-    raise DAFError(f"search_space.{name}={space!r} is invalid: give a list of values or "
-                   "{low: .., high: .., log: bool, int: bool}")
 
 
 @dataclass

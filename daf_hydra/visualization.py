@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from daf_hydra.aggregate import RunTables
-    from daf_hydra.comparison import ComparisonResults
+    from daf_hydra.comparison_stats import ComparisonResults
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf")
@@ -264,7 +264,7 @@ def improvement_figure(poi: "pd.DataFrame", policies: Sequence[str], ci: str) ->
 
 def comparison_sections(results: "ComparisonResults", with_runs: bool = True) -> list[Section]:
     """The statistics part of a report (shared by the comparison report and the report of any tree)."""
-    from daf_hydra.comparison import ALL_MISSIONS
+    from daf_hydra.comparison_stats import ALL_MISSIONS
 
     r = results
     s = r.settings
@@ -390,7 +390,7 @@ def daf_export_comparison_html(results: "ComparisonResults", output_path: str | 
 
 
 def _overview(r: "ComparisonResults") -> Section:
-    from daf_hydra.comparison import ALL_MISSIONS
+    from daf_hydra.comparison_stats import ALL_MISSIONS
 
     lines = []
     overall = r.summary_statistics[r.summary_statistics["mission"] == ALL_MISSIONS]

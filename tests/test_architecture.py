@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "daf_hydra"
 # Lowest first; a module may import modules of its own layer or of a lower one.
 LAYERS = {
     "ground": ["errors", "records", "provenance", "stats", "identity"],
-    "config": ["config", "compose", "sweep_config"],
-    "world": ["missions", "policies", "device"],
+    # the typed configs and the one road to a run config, beside what they name: missions, policies, devices
+    "config and world": ["config", "compose", "missions", "policies", "device"],
     "play": ["evaluation", "training"],
     "runs": ["runs", "results"],
     "features": ["aggregate", "comparison", "comparison_stats", "policy_entries", "mission_analysis", "sweeps",

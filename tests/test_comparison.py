@@ -10,14 +10,9 @@ import pandas as pd
 import pytest
 
 from daf_hydra import stats
-from daf_hydra.comparison import (
-    ALL_MISSIONS,
-    PolicyEntry,
-    compare_episodes,
-    daf_compare_policies,
-    parse_policies,
-    parse_policy,
-)
+from daf_hydra.comparison import daf_compare_policies
+from daf_hydra.comparison_stats import ALL_MISSIONS, compare_episodes
+from daf_hydra.policy_entries import PolicyEntry, parse_policies, parse_policy
 from daf_hydra.errors import DAFError
 from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from daf_hydra.compose import compose_config, group_options, load_mission
+from daf_hydra.compose import compose_config, load_mission
+from daf_hydra.config import group_options
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import build_env, catalog_names
 

@@ -160,7 +160,6 @@ def test_api_configs_take_their_cli_group_and_the_documents_fields_and_refuse_ot
     from daf_hydra.config import CompareConfig
     from daf_hydra.orchestrators import (daf_run_benchmark_pipeline, daf_run_comparison_pipeline,
                                          daf_run_training_pipeline)
-    from daf_hydra.orchestrators.training import training_overrides
 
     names = lambda cls: {f.name for f in fields(cls)}  # noqa: E731
     assert names(CompareConfig) | {"seed", "significance_level", "bootstrap_samples", "generate_html_report",
@@ -188,7 +187,7 @@ def test_api_configs_take_their_cli_group_and_the_documents_fields_and_refuse_ot
     for f in fields(TrainingConfig):  # what the API leaves out is what the CLI composes
         if f.name not in ("learning_rate", "seed", "device", "distributed"):
             assert composed[f.name] == getattr(TrainingConfig(), f.name), f.name
-    overrides = training_overrides(DAFTrainingConfig(update_epochs=2, distributed=DistributedConfig(timeout_s=30.0)))
+    overrides = DAFTrainingConfig(update_epochs=2, distributed=DistributedConfig(timeout_s=30.0)).cli_overrides()
     assert "training.update_epochs=2" in overrides and not any(o.startswith("training.num_envs") for o in overrides)
     cfg = compose_config(overrides)
     assert cfg.training.update_epochs == 2 and cfg.training.distributed.timeout_s == 30.0

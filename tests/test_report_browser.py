@@ -68,7 +68,7 @@ def hostile_episodes() -> pd.DataFrame:
 
 
 def test_comparison_report_renders_and_escapes_names(browser, tmp_path):
-    from daf_hydra.comparison import compare_episodes
+    from daf_hydra.comparison_stats import compare_episodes
     from daf_hydra.visualization import daf_export_comparison_html
 
     results = compare_episodes(hostile_episodes(), FAST, max_reward={"training_facility_1": 20.0})

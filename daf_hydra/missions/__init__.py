@@ -5,13 +5,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from daf_hydra.config import CONF_DIR
 from daf_hydra.errors import DAFError
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-COGAMES_PREFIX = "cogames:"
 
 
 def catalog_names() -> list[str]:

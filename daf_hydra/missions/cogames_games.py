@@ -28,8 +28,7 @@ def register_cogames_missions() -> list[str]:
     """Store `cogames:<game>.<mission>` options in the `mission` config group; returns their names."""
     from hydra.core.config_store import ConfigStore
 
-    from daf_hydra.config import MissionConfig
-    from daf_hydra.missions import COGAMES_PREFIX
+    from daf_hydra.config import COGAMES_PREFIX, MissionConfig
 
     cs = ConfigStore.instance()
     names = []

@@ -20,7 +20,7 @@ from daf_hydra.orchestrators.benchmark import daf_run_benchmark_pipeline, run_be
 from daf_hydra.orchestrators.check import run_check
 from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline, run_compare
 from daf_hydra.orchestrators.evaluate import run_evaluate
-from daf_hydra.orchestrators.result import PipelineResult
+from daf_hydra.results import PipelineResult
 from daf_hydra.orchestrators.sweep import daf_run_sweep_pipeline, run_sweep
 from daf_hydra.orchestrators.train import run_train
 from daf_hydra.orchestrators.training import daf_run_training_pipeline

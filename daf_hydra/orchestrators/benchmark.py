@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra.config import DAFBenchmarkConfig, DAFConfig, PipelineConfig, PolicyConfig, api_config
 from daf_hydra.errors import DAFError
-from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.results import FAILED, PipelineResult
 from daf_hydra.orchestrators.stages import Stages, check_parallel_stages
 
 PIPELINE = "benchmark"
@@ -50,8 +50,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     policy.*, statistics.*, seed, device) for the runs it starts. `outputs`: `checkpoints`, `final_checkpoint`
     (the deployed policy's weights), `evaluation`, `comparison_results`, `summary_statistics`, `report`,
     `deployment_package`, `deployment_archive`."""
-    from daf_hydra.comparison import (PolicyEntry, evaluate_members, load_missions, member_signatures, member_tasks,
-                                      own_policy, parse_policies)
+    from daf_hydra.comparison import evaluate_members, load_missions, member_signatures, member_tasks, own_policy
+    from daf_hydra.policy_entries import PolicyEntry, parse_policies
     from daf_hydra.orchestrators.compare import check_environment, nested_comparison
     from daf_hydra.runs import identity_of, to_container
 
@@ -188,7 +188,7 @@ def training_config(cfg: DictConfig, entry: Any, missions: Sequence[Any], steps:
     device) with the policy, the training missions and the step budget, in its run directory
     `<train_root>/<policy>-<signature>`: named by the identity signature of this config, so a training of other
     settings never lands in (and is never mistaken for) this one."""
-    from daf_hydra.comparison import slug
+    from daf_hydra.policy_entries import slug
     from daf_hydra.runs import identity_of
 
     sub = copy.deepcopy(cfg)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from daf_hydra.config import DAFComparisonConfig, DAFConfig, api_config
 from daf_hydra.errors import DAFError
-from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.results import FAILED, PipelineResult
 from daf_hydra.orchestrators.stages import Stages, check_parallel_stages
 
 STAGES = ("environment_check", "comparison", "significance_testing", "report")
@@ -193,7 +193,7 @@ def run_compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     stage failed) prints what is missing and returns. Returns the comparison's metrics (metrics.json): the first
     policy is the candidate, its pooled `mean_reward` and IQM (`objective`) what `objective.metric` reads.
     """
-    from daf_hydra.comparison import ALL_MISSIONS
+    from daf_hydra.comparison_stats import ALL_MISSIONS
 
     result = run_comparison_pipeline(cfg, list(cfg.compare.policies), list(cfg.compare.missions), run_dir,
                                      bool(cfg.pipeline.get("stop_on_failure", True)))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from daf_hydra.errors import DAFError
-from daf_hydra.orchestrators.result import FAILED, PARTIAL, PIPELINE_FILE, SUCCESS, PipelineResult, json_value
+from daf_hydra.results import FAILED, PARTIAL, PIPELINE_FILE, SUCCESS, PipelineResult, json_value
 
 log = logging.getLogger(__name__)
 COMPLETED, STAGE_FAILED, NOT_RUN = "completed", "failed", "not_run"

@@ -26,12 +26,11 @@ from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from daf_hydra.config import DAFConfig
+from daf_hydra.config import DAFConfig, DAFSweepConfig
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import policy_name
-from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.results import FAILED, PipelineResult
 from daf_hydra.orchestrators.stages import Stages
-from daf_hydra.sweeps import DAFSweepConfig
 
 PIPELINE = "sweep"
 STAGES = ("environment_check", "sweep", "best_config_extraction", "comparison")
@@ -135,7 +134,7 @@ def _key(override: str) -> str:
 
 def best_policy(best: Any) -> Any:
     """The best trial's policy as a comparison entry: its class, kwargs and checkpoint (its run's config)."""
-    from daf_hydra.comparison import PolicyEntry
+    from daf_hydra.policy_entries import PolicyEntry
 
     if not best.run_dir:
         raise DAFError("the best trial has no run directory: its policy cannot be compared")

@@ -17,20 +17,19 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from datetime import datetime, timezone
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from omegaconf import DictConfig
 
-from daf_hydra.compose import load_mission
-from daf_hydra.config import validate_evaluation, validate_training
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import build_env
-from daf_hydra.orchestrators.result import FAILED, PARTIAL, SUCCESS, PipelineResult
+from daf_hydra.results import FAILED, PARTIAL, SUCCESS, PipelineResult
 from daf_hydra.identity import policy_name
 from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
-from daf_hydra.runs import evaluate_policy, start_run, to_container
+from daf_hydra.runs import evaluate_policy, start_run, to_container, validate_train_run
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
@@ -39,52 +38,22 @@ AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_re
             "mean_steps")
 
 
-def run_train(cfg: DictConfig, run_dir: Path) -> float:
-    """`pipeline=train` from the CLI: run the pipeline, return the mean evaluation reward. Ctrl-C exits with
-    status 130 once the checkpoint is written (raising would print a traceback, and end a multirun just the
-    same)."""
+def run_train(cfg: DictConfig, run_dir: Path) -> Optional[PipelineResult]:
+    """`pipeline=train` from the CLI: run the pipeline, return its result (its outputs hold the metrics the
+    objective is taken from). Ctrl-C exits with status 130 once the checkpoint is written (raising would print a
+    traceback, and end a multirun just the same)."""
     from daf_hydra.distributed_training import run_distributed_train, world_size
     from daf_hydra.training import TrainingInterrupted
 
     try:
-        # training.distributed asks for several ranks: this process is one of them (see distributed_training)
-        result = run_distributed_train(cfg, run_dir) if world_size(cfg) > 1 else train_pipeline(cfg, run_dir)
+        # training.distributed asks for several ranks: this process is one of them (see distributed_training);
+        # rank 0 runs this pipeline with a training stage that trains across the ranks
+        result = run_distributed_train(cfg, run_dir, train_pipeline) if world_size(cfg) > 1 \
+            else train_pipeline(cfg, run_dir)
     except TrainingInterrupted as exc:
         print(f"training {exc}\ncontinue with: training.resume=true hydra.run.dir={run_dir}", file=sys.stderr)
         raise SystemExit(130) from None
-    if result is None:  # a rank > 0 of a distributed training: rank 0 evaluates and returns the objective
-        return float("nan")
-    return float(result.outputs["mean_reward"])
-
-
-def missions_of(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
-    """(training missions, evaluation missions) as mission configs. The run's own `mission` keeps its command
-    line overrides (mission.max_steps=...); other names load from the catalog or an installed cogames game."""
-
-    def load(name: str) -> DictConfig:
-        return cfg.mission if name == cfg.mission.name else load_mission(name)
-
-    train_names = list(cfg.training.missions) if cfg.training.missions is not None else [cfg.mission.name]
-    eval_names = list(cfg.training.eval_missions) if cfg.training.eval_missions is not None else train_names
-    for key, names in (("missions", train_names), ("eval_missions", eval_names)):
-        if not names:
-            raise DAFError(f"training.{key}=[] is invalid: list at least one mission, or null for the default")
-    return [load(n) for n in train_names], [load(n) for n in eval_names]
-
-
-def validate_train_run(cfg: DictConfig) -> tuple[list[DictConfig], list[DictConfig]]:
-    """Every check that needs no environment, so a mistake fails before any work (DAFError, one line).
-    Returns the training and evaluation missions."""
-    validate_evaluation(cfg.evaluation)
-    missions, evals = missions_of(cfg)
-    agents = {int(m.num_agents) for m in missions}
-    if len(agents) > 1:
-        raise DAFError(
-            f"training.missions={[m.name for m in missions]} mix agent counts {sorted(agents)}: missions trained "
-            "together share one set of environment buffers, so they need the same number of agents"
-        )
-    validate_training(cfg.training, agents.pop())
-    return missions, evals
+    return result  # None on a rank > 0 of a distributed training: rank 0 evaluates and returns the objective
 
 
 def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResult] = None,
@@ -99,7 +68,7 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
 
     begin = time.time()
     result = result or PipelineResult(PIPELINE, FAILED)
-    result.timestamp = begin
+    result.timestamp = datetime.fromtimestamp(begin, timezone.utc)
     result.outputs["run_dir"] = str(run_dir)
     recorder, device = start_run(cfg, run_dir, PIPELINE)
     name = policy_name(to_container(cfg.policy))
@@ -140,7 +109,7 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
         raise
     summary = _summary(cfg, name, evaluation)
     metrics.update(summary, evaluation=evaluation, objective=summary["mean_reward"])  # as the evaluate pipeline's
-    result.outputs.update(evaluation=evaluation, mean_reward=summary["mean_reward"])
+    result.outputs.update(summary, evaluation=evaluation, objective=summary["mean_reward"])  # the objective's source
     result.status = SUCCESS
     result.total_time_seconds = time.time() - begin
     recorder.complete(metrics)

@@ -22,8 +22,7 @@ from typing import Any, Optional, Sequence
 from daf_hydra.compose import api_output_dir, compose_config
 from daf_hydra.config import DAFTrainingConfig, api_config
 from daf_hydra.errors import DAFError
-from daf_hydra.missions import CONF_DIR
-from daf_hydra.orchestrators.result import FAILED, PipelineResult
+from daf_hydra.results import FAILED, PipelineResult
 from daf_hydra.orchestrators.stages import check_parallel_stages
 from daf_hydra.orchestrators.train import PIPELINE, train_pipeline, validate_train_run
 
@@ -53,7 +52,7 @@ def daf_run_training_pipeline(
         output_dir=None if output_dir is None else str(output_dir), **fields))
     config.validate()
     run_dir = api_output_dir(config.output_dir).resolve()
-    cfg = compose_config(training_overrides(config), output_dir=run_dir)
+    cfg = compose_config(config.cli_overrides(), output_dir=run_dir)
     validate_train_run(cfg)
     if cfg.training.distributed.nodes * cfg.training.distributed.tasks_per_node > 1:  # would train one rank only
         raise DAFError("training.distributed with several ranks: use daf_hydra.distributed_training."
@@ -65,50 +64,3 @@ def daf_run_training_pipeline(
         if not isinstance(exc, DAFError):  # a bug or an environment failure: keep its traceback in the log
             log.error("training pipeline failed in %s", ", ".join(result.stages_failed) or "setup", exc_info=exc)
     return result
-
-
-def training_overrides(c: DAFTrainingConfig) -> list[str]:
-    """The command line equivalent of a DAFTrainingConfig (pipeline=train plus its fields)."""
-    overrides = ["pipeline=train"]
-    if (CONF_DIR / "policy" / f"{c.policy_class_path}.yaml").is_file():
-        overrides.append(f"policy={c.policy_class_path}")
-    else:  # a registered short name, a class path or a bundle directory: named by what is instantiated
-        overrides += [f"policy.class_path={literal(c.policy_class_path)}", "policy.kwargs={}"]
-    if c.policy_data_path is not None:
-        overrides.append(f"policy.data_path={literal(c.policy_data_path)}")
-    overrides += [
-        f"mission={c.missions[0]}",
-        f"training.missions={literal(c.missions)}",
-        f"seed={c.seed}",
-        f"device={c.device}",
-    ]
-    if c.num_training_steps is not None:
-        overrides.append(f"training.total_steps={c.num_training_steps}")
-    if c.eval_episodes is not None:
-        overrides.append(f"evaluation.episodes={c.eval_episodes}")
-    if c.eval_missions is not None:
-        overrides.append(f"training.eval_missions={literal(c.eval_missions)}")
-    if c.learning_rate is not None:
-        overrides.append(f"lr={c.learning_rate!r}")
-    if c.resume:
-        overrides.append("training.resume=true")
-    overrides += [f"training.{k}={literal(v)}" for k, v in c.ppo_settings().items()]
-    return [*overrides, *c.overrides]
-
-
-def literal(value: Any) -> str:
-    """`value` in Hydra's override grammar: strings quoted (paths and cogames names hold characters the grammar
-    reserves), lists, dicts and dataclasses (training.distributed) element by element."""
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(value) and not isinstance(value, type):
-        value = asdict(value)
-    if value is None or isinstance(value, bool):
-        return "null" if value is None else str(value).lower()
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{literal(v)}" for k, v in value.items()) + "}"
-    return repr(value)

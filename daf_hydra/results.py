@@ -1,4 +1,5 @@
-"""What a pipeline run from Python returns: which stages ran, which failed, what they produced."""
+"""What a pipeline returns (`PipelineResult`): which stages ran, which failed, what they produced; written as the
+run's pipeline.json. Below the pipelines, since the shared run steps (daf_hydra.runs) fill it in too."""
 
 from __future__ import annotations
 
@@ -29,12 +30,6 @@ class PipelineResult:
     total_time_seconds: float = 0.0
     timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # a start time given as epoch seconds (time.time(), as the run records keep it) is the datetime it means
-        if name == "timestamp" and isinstance(value, (int, float)):
-            value = datetime.fromtimestamp(value, timezone.utc)
-        super().__setattr__(name, value)
 
     def is_success(self) -> bool:
         return self.status == SUCCESS
