@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, read_json, run_cli
 from daf_hydra.config import DAFBenchmarkConfig, DAFComparisonConfig, DAFConfig
@@ -257,6 +258,9 @@ def test_benchmark_trains_evaluates_compares_reports_and_packages_a_bundle_metta
     spec = read_json(package / "policy_spec.json")
     assert spec["class_path"] == "mettagrid.policy.lstm.LSTMPolicy" and spec["data_path"] == "weights.pt"
     assert read_json(package / "evaluation.json")["evaluation"]["lstm"] == evaluation["lstm"]
+    shipped = yaml.safe_load((package / "config.yaml").read_text())  # the config that produced this policy
+    assert shipped["policy"]["class_path"] == "lstm" and shipped["policy"]["data_path"] == checkpoint
+    assert shipped["training"]["total_steps"] == 512
     unpacked = tmp_path / "elsewhere"
     with tarfile.open(out / "deployment" / "lstm.tar.gz") as tar:
         tar.extractall(unpacked, filter="data")

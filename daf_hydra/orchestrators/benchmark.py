@@ -142,8 +142,12 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         evidence = {"policy": policy.label, "evaluation": outputs["evaluation"]}
         if outputs.get("comparison_results") is not None:
             evidence["comparison"] = outputs["comparison_results"].to_dict()["summary_statistics"]
+        # the config that produced the deployed policy: its training's, else this run's with the policy set to it
+        trained = plan["trainings"].get(policy.label)
+        shipped = to_container(trained) if trained is not None else to_container(cfg)
+        shipped["policy"] = policy.as_policy_config()
         made = daf_create_deployment_package(
-            policy, run_dir / DEPLOYMENT_DIR, mission=plan["missions"][0], config=to_container(cfg),
+            policy, run_dir / DEPLOYMENT_DIR, mission=plan["missions"][0], config=shipped,
             evaluation=evidence, report=outputs.get("report"))
         return {"deployment_package": str(made.directory), "deployment_archive": str(made.archive),
                 "deployed_policy": policy.label}
