@@ -309,6 +309,7 @@ class DAFSweepConfig:
     storage: str | None = None  # any database URL; None: multirun/sweeps/optuna.db
     output_root: str = "multirun/sweeps"
     extra_overrides: list[str] = field(default_factory=list)
+    name: str | None = None  # what this sweep is called (the pipeline's outputs['name']); the study is sweep_name
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DAFSweepConfig":

@@ -48,6 +48,7 @@ NOT_ARM = (
     "training.compile_mode", "training.compile_fullgraph", "training.distributed.timeout_s",
     "training.distributed.backend", "sweep.seed", "sweep.output_root", "sweep.storage", "sweep.sweep_name",
     "sweep.max_parallel_jobs", "compare.parallel", "compare.workers", "benchmark.parallel_evaluation", "benchmark.name",
+    "sweep.name",
 )
 
 

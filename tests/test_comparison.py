@@ -210,7 +210,7 @@ def test_pipeline_api_stops_at_the_environment_check_for_an_unknown_policy(tmp_p
 def test_invalid_settings_fail_before_any_episode(tmp_path):
     with pytest.raises(DAFError, match="statistics.confidence=1.5"):
         compare_episodes(table(FIXED), {"confidence": 1.5})
-    result = daf_run_comparison_pipeline(policies=["random"], missions=["solo_forage"], episodes_per_mission=0,
-                                         output_dir=tmp_path)
-    assert result.status == "failed" and "compare.episodes_per_mission=0" in result.errors[0]
+    with pytest.raises(DAFError, match="compare.episodes_per_mission=0 is invalid"):  # before any work
+        daf_run_comparison_pipeline(policies=["random"], missions=["solo_forage"], episodes_per_mission=0,
+                                    output_dir=tmp_path)
     assert not (tmp_path / "members").exists()

@@ -168,3 +168,36 @@ def test_an_invalid_sweep_definition_fails_in_validate_before_anything_runs(tmp_
 def test_a_grid_takes_lists_and_int_ranges_of_any_setting():
     DAFSweepConfig(strategy="grid", search_space={"policy.kwargs.hidden_size": [32, 64], "ent_coef": [0.0, 0.01],
                                                   "mission.max_steps": {"low": 30, "high": 50, "int": True}}).validate()
+
+
+@pytest.mark.slow
+def test_the_design_documents_sweep_examples_run_as_written(tmp_path, monkeypatch):
+    """Documents 000 and 004, with this project's names and a tiny budget set through the config's own fields."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweep.yaml").write_text(
+        "name: lr sweep\npolicy_class_path: daf_mlp\nmissions: [training_facility_1]\nepisodes_per_trial: 2\n"
+        "search_space: {learning_rate: [0.001, 0.003]}\nstrategy: grid\nnum_trials: 2\ntraining_steps: 1024\n"
+        "extra_overrides: ['mission.max_steps=30', 'training.num_envs=8', 'training.minibatch_size=512']\n")
+    from daf_hydra import config, sweeps
+    from daf_hydra.orchestrators import daf_run_sweep_pipeline
+
+    for example in (dict(policy_class_path="lstm", missions=["training_facility_1"], episodes_per_trial=5),
+                    dict(policy_class_path="mypackage.policies.CustomPolicy", missions=["training_facility_1"]),
+                    dict(policy_class_path="lstm", policy_data_path="checkpoints/pretrained.pt",
+                         missions=["training_facility_1"])):
+        config.DAFSweepConfig(**example).validate()
+
+    cfg = config.DAFSweepConfig.from_yaml("sweep.yaml")
+    results = sweeps.daf_launch_sweep(cfg)
+    best = sweeps.daf_sweep_best_config(results)
+    print(f"Best hyperparameters: {best.hyperparameters}")
+    assert results.status == "success", results.log_tail
+    assert set(best.hyperparameters) == {"learning_rate"} and best.hyperparameters["learning_rate"] in (0.001, 0.003)
+
+    result = daf_run_sweep_pipeline(config=cfg, compare_best=True, comparison_episodes=2)
+    best = result.outputs['best_config']
+    print(f"Optimal learning rate: {best.hyperparameters['learning_rate']}")
+    assert result.is_success(), result.errors
+    assert result.outputs["name"] == "lr sweep"
+    summary = result.outputs["comparison_results"].summary_statistics
+    assert {"daf_mlp-best", "baseline", "random"} <= set(summary["policy"])

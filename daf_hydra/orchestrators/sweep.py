@@ -30,7 +30,7 @@ from daf_hydra.config import DAFConfig, DAFSweepConfig
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import policy_name
 from daf_hydra.results import FAILED, PipelineResult
-from daf_hydra.orchestrators.stages import Stages
+from daf_hydra.orchestrators.stages import Stages, check_parallel_stages
 
 PIPELINE = "sweep"
 STAGES = ("environment_check", "sweep", "best_config_extraction", "comparison")
@@ -155,6 +155,7 @@ def daf_run_sweep_pipeline(
     device: str = "auto",
     output_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
+    parallel_stages: bool = False,
 ) -> PipelineResult:
     """Sweep, extract the best configuration and compare it against `baselines` (when `compare_best`), from
     Python: the same config and pipeline function as `pipeline=sweep`. `outputs`: `sweep_results`
@@ -165,6 +166,7 @@ def daf_run_sweep_pipeline(
     from daf_hydra.compose import api_output_dir, compose_config
     from daf_hydra.orchestrators.compare import resource_overrides
 
+    check_parallel_stages(parallel_stages)
     if isinstance(config, DAFConfig):
         if resources is not None:
             raise DAFError("give the resources once: config=DAFConfig(...) or resources=DAFConfig(...)")
@@ -179,7 +181,10 @@ def daf_run_sweep_pipeline(
         api_output_dir(output_dir).resolve(),
     )
     cfg.sweep = OmegaConf.structured(config)
-    return sweep_pipeline(cfg, Path(cfg.output_dir), overrides)
+    result = sweep_pipeline(cfg, Path(cfg.output_dir), overrides)
+    if config.name:
+        result.outputs["name"] = config.name
+    return result
 
 
 def run_sweep(cfg: DictConfig, run_dir: Path) -> Optional[float]:
