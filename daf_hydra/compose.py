@@ -40,8 +40,10 @@ def check_group_choices(overrides: Sequence[str]) -> None:
                 raise DAFError(f"{key}={option!r} does not exist: valid {key} options are {', '.join(valid)}")
 
 
-def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> DictConfig:
-    """The root config with `overrides` applied; `output_dir` replaces Hydra's run directory."""
+def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None = None,
+                   hydra_config: bool = False) -> DictConfig:
+    """The root config with `overrides` applied; `output_dir` replaces Hydra's run directory; `hydra_config`:
+    with the `hydra:` node too (so `hydra/launcher=...` and `hydra.sweeper.*` overrides are checked)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -53,11 +55,11 @@ def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None 
         overrides.append(f"output_dir={Path(output_dir).resolve()}")
     try:
         if GlobalHydra.instance().is_initialized():  # inside a running Hydra app: compose with its search path
-            return compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
         with initialize_config_dir(config_dir=str(CONF_DIR)):
-            return compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
     except HydraException as exc:
-        raise DAFError(_one_line(str(exc))) from None
+        raise DAFError(hydra_error_line(exc)) from None
 
 
 def api_output_dir(output_dir: str | Path | None) -> Path:
@@ -81,6 +83,50 @@ def load_mission(name: str) -> DictConfig:
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def hydra_error_line(exc: BaseException) -> str:
+    """One line for a Hydra composition error, naming the bad value and what is valid: a group option that does
+    not exist (its options), a value of the wrong type (the type), an unknown key (the keys there are)."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    cause = exc.__cause__
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        return f"{group}={option!r} does not exist: valid {group} options are {', '.join(exc.options)}"
+    message = str(exc)
+    if isinstance(cause, ValidationError):
+        override = message.removeprefix("Error merging override ").strip()
+        return f"{override} is invalid: {_one_line(str(cause).split(chr(10))[0])}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
+        full_key = str(cause.full_key)
+        parent, _, key = full_key.rpartition(".")
+        valid = _keys_at(parent)
+        where = f"{parent}." if parent else ""
+        hint = f"valid keys are {where}{{{', '.join(valid)}}}" if valid else "there is no such key"
+        return f"unknown key {full_key!r}: {hint}"
+    if message.startswith("Ambiguous value for argument"):
+        first = message.splitlines()[0]
+        return f"{first}: a list is key=[a,b], a string with commas key='a,b', a sweep needs -m (--multirun)"
+    return _one_line(message)
+
+
+def _keys_at(parent: str) -> list[str]:
+    """The keys of node `parent` ('' for the root) of the default config, for an unknown-key message."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    try:
+        if GlobalHydra.instance().is_initialized():
+            cfg = compose(config_name="config")
+        else:
+            with initialize_config_dir(config_dir=str(CONF_DIR)):
+                cfg = compose(config_name="config")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except Exception:  # the message stays useful without the list
+        return []
+    return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
 
 
 def _one_line(message: str) -> str:

@@ -321,8 +321,13 @@ class DAFSweepConfig:
     def validate(self) -> None:
         if self.strategy not in STRATEGY_SWEEPERS:
             raise DAFError(f"strategy={self.strategy!r} is invalid: valid strategies are {', '.join(STRATEGY_SWEEPERS)}")
-        if self.optimize_direction not in ("maximize", "minimize"):
-            raise DAFError(f"optimize_direction={self.optimize_direction!r} is invalid: use maximize or minimize")
+        if self.pipeline not in ("train", "evaluate"):
+            raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
+        validate_objective(self.objective_metric, self.optimize_direction, self.pipeline, prefix="",
+                           names=("objective_metric", "optimize_direction"))
+        validate_seed("seed", self.seed)
+        if self.training_steps is not None and self.training_steps < 1:
+            raise DAFError(f"training_steps={self.training_steps} is invalid: it must be >= 1 or None")
         if self.num_trials < 1:
             raise DAFError(f"num_trials={self.num_trials} is invalid: it must be >= 1")
         if self.episodes_per_trial < 1:
@@ -513,6 +518,59 @@ def validate_analyze(cfg: Any) -> None:
 def validate_device(device: str) -> None:
     if device not in DEVICES:
         raise DAFError(f"device={device!r} is invalid: valid devices are {', '.join(DEVICES)}")
+
+
+DIRECTIONS = ("maximize", "minimize")
+RECORD_METRICS = frozenset({"schema_version", "started_at", "ended_at", "duration_s"})  # every metrics.json
+
+
+def episode_metrics() -> frozenset[str]:
+    """The summary keys of `records.summarize_episodes` (what an evaluation measures)."""
+    from daf_hydra.records import summarize_episodes
+
+    return frozenset(summarize_episodes([{"total_reward": 0.0, "rewards": [0.0], "steps": 1, "success": True}]))
+
+
+def pipeline_metrics(pipeline: str) -> Optional[frozenset[str]]:
+    """The numeric metrics pipeline `pipeline` returns, which `objective.metric` may name; None: the pipeline
+    returns one number (its objective) whatever the name."""
+    episodes = episode_metrics()
+    return {
+        "evaluate": episodes | RECORD_METRICS | {"seed", "objective"},
+        "train": episodes | {"seed", "objective"},
+        "compare": RECORD_METRICS | {"mean_reward", "objective", "episodes_per_mission"},
+        "benchmark": episodes & {"episodes", "mean_reward", "stderr_reward", "median_reward", "min_reward",
+                                 "max_reward", "success_rate", "mean_steps"},
+    }.get(pipeline)
+
+
+def validate_objective(metric: Any, direction: Any, pipeline: str, prefix: str = "objective.",
+                       names: tuple[str, str] = ("metric", "direction")) -> None:
+    """Reject an objective a run of `pipeline` could not return, or a direction that is neither maximize nor
+    minimize, before any work (a sweep would otherwise find out after every trial's training)."""
+    m_key, d_key = f"{prefix}{names[0]}", f"{prefix}{names[1]}"
+    metrics = list(metric) if isinstance(metric, (list, tuple)) else [metric]
+    directions = list(direction) if isinstance(direction, (list, tuple)) else [direction]
+    valid = pipeline_metrics(pipeline)
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise DAFError(f"{m_key}={metric!r} is invalid: give a metric name or a list of them, e.g. mean_reward")
+    for m in metrics:
+        if valid is not None and m not in valid:
+            raise DAFError(f"{m_key}={m!r} is not a number pipeline {pipeline} returns: valid metrics are "
+                           f"{', '.join(sorted(valid))}")
+    if valid is None and len(metrics) > 1:
+        raise DAFError(f"{m_key}={metrics} names several metrics, but pipeline {pipeline} returns one number")
+    for d in directions:
+        if d not in DIRECTIONS:
+            raise DAFError(f"{d_key}={d!r} is invalid: valid directions are {', '.join(DIRECTIONS)}")
+    if len(directions) != 1 and len(directions) != len(metrics):
+        raise DAFError(f"{d_key}={directions} gives {len(directions)} directions for {len(metrics)} metric(s) "
+                       f"{metrics}: give one direction per metric")
+
+
+def validate_seed(key: str, seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DAFError(f"{key}={seed!r} is invalid: a seed is a whole number >= 0")
 
 
 OPTIMIZERS = ("adam", "muon")

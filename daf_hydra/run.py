@@ -57,16 +57,98 @@ def _normalise(arg: str) -> str:
     return arg[len(SEARCH_SPACE_PREFIX):] if arg.startswith(SEARCH_SPACE_PREFIX) else arg
 
 
+# Flags after which Hydra does not run jobs from conf/config.yaml (help, another config, shell completion): the
+# command line is left to Hydra as it is. Flags taking a value are skipped with it.
+UNCHECKED_FLAGS = {"-h", "--help", "--hydra-help", "-i", "--info", "-sc", "--shell-completion", "-cp",
+                   "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "--experimental-rerun"}
+VALUE_FLAGS = {"-c", "--cfg", "-p", "--package"}
+MAX_CHECKED_COMPOSITIONS = 32
+
+
+def check_command_line(args: list[str]) -> None:
+    """Compose the config as Hydra will, with the user's overrides, and check it (`orchestrators.validate_run`)
+    before Hydra launches anything, so a mistake is one line (DAFError) instead of Hydra's multi-line dump, a
+    traceback, or a failure found only after every job's work. In a multirun each value of a sweep is checked
+    (the others at their first value; a sweeper's range `interval(...)` at both ends) and the command is refused
+    when no job could run: a mistake outside the swept values, or every value of a sweep bad. A bad value of a
+    sweep beside good ones fails its own job only, recorded as failed, and the others go on."""
+    from daf_hydra.compose import compose_config
+    from daf_hydra.orchestrators import validate_run
+
+    multirun, overrides, skip = False, [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.split("=", 1)[0] in UNCHECKED_FLAGS:
+            return
+        elif arg in VALUE_FLAGS:
+            skip = True
+        elif arg in ("-m", "--multirun"):
+            multirun = True
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    check_group_choices(overrides)
+    if not multirun:
+        validate_run(compose_config(overrides, hydra_config=True))
+        return
+    errors = []
+    for variant in _variants(overrides):
+        try:
+            validate_run(compose_config(variant, hydra_config=True))
+        except DAFError as exc:
+            errors.append(exc)
+        else:
+            return
+    raise errors[0]
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """The single-run command lines a multirun's checks compose: every sweep at its first value, then each
+    other value of each sweep in turn."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+    from hydra.errors import HydraException
+
+    from daf_hydra.compose import hydra_error_line
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise DAFError(hydra_error_line(exc)) from None
+    values: list[list[str]] = []
+    for override, text in zip(parsed, overrides):
+        if not override.is_sweep_override():
+            values.append([text])
+            continue
+        key = override.get_key_element()
+        sweep = override.value()
+        if isinstance(sweep, IntervalSweep):
+            options = [str(sweep.start), str(sweep.end)]
+        else:
+            try:
+                options = list(override.sweep_string_iterator())
+            except Exception:  # a glob, which needs the group's options: left to Hydra
+                options = []
+        values.append([f"{key}={v}" for v in options] or [text])
+    first = [v[0] for v in values]
+    variants = [first]
+    for i, options in enumerate(values):
+        for option in options[1:]:
+            variants.append([*first[:i], option, *first[i + 1:]])
+    return variants[:MAX_CHECKED_COMPOSITIONS]
+
+
 def cli() -> None:
     args = [_normalise(a) for a in sys.argv[1:]]
     sys.argv[1:] = args
     prepare_config_store(args)
     register_sweeper()
-    try:
-        check_group_choices(args)
-    except DAFError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    if not os.environ.get("HYDRA_FULL_ERROR"):  # HYDRA_FULL_ERROR=1: Hydra's own errors, with their tracebacks
+        try:
+            check_command_line(args)
+        except DAFError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
     main()
 
 
