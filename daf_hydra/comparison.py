@@ -298,6 +298,9 @@ def daf_compare_policies(
     `parallel=True` starts worker processes with `spawn`: a script calling it needs the usual
     `if __name__ == "__main__":` guard.
     """
+    from daf_hydra.config import validate_seed
+
+    validate_seed("seed", seed)
     cfg = compose_compare_config(
         [f"compare.episodes_per_mission={episodes_per_mission}", f"seed={seed}", f"device={device}",
          f"compare.parallel={str(parallel).lower()}", f"compare.workers={workers if workers else 'null'}",

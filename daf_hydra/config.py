@@ -677,6 +677,7 @@ class DAFTrainingConfig(TrainingConfig):
             raise DAFError(f"eval_episodes={self.eval_episodes} is invalid: it must be >= 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise DAFError(f"learning_rate={self.learning_rate} is invalid: it must be > 0")
+        validate_seed("seed", self.seed)
         if self.resume and self.output_dir is None:
             raise DAFError("resume=True needs output_dir: the run directory whose last checkpoint to continue from")
         validate_device(self.device)

@@ -278,6 +278,9 @@ def daf_analyze_mission_performance(
     from daf_hydra.policy_entries import parse_policy
     from daf_hydra.compose import api_output_dir, compose_config
 
+    from daf_hydra.config import validate_seed
+
+    validate_seed("seed", seed)
     entry = parse_policy(policy_class_path)
     cfg = compose_config(
         ["pipeline=analyze", f"mission={mission_name}", f"evaluation.episodes={episodes}", f"seed={seed}",

@@ -18,6 +18,7 @@ from daf_hydra.records import METRICS_FILE, STATUS_COMPLETED, write_json_atomic
 from daf_hydra.orchestrators.analyze import run_analyze
 from daf_hydra.orchestrators.benchmark import daf_run_benchmark_pipeline, run_benchmark
 from daf_hydra.orchestrators.check import run_check
+from daf_hydra.orchestrators.checks import validate_run
 from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline, run_compare
 from daf_hydra.orchestrators.evaluate import run_evaluate
 from daf_hydra.results import PipelineResult
@@ -35,7 +36,7 @@ PIPELINES: dict[str, Callable[[DictConfig, Path], Any]] = {
     "benchmark": run_benchmark,
 }
 __all__ = ["PIPELINES", "PipelineResult", "daf_run_benchmark_pipeline", "daf_run_comparison_pipeline",
-           "daf_run_sweep_pipeline", "daf_run_training_pipeline", "run_pipeline"]
+           "daf_run_sweep_pipeline", "daf_run_training_pipeline", "run_pipeline", "validate_run"]
 
 
 def run_pipeline(cfg: DictConfig) -> Any:
@@ -46,53 +47,6 @@ def run_pipeline(cfg: DictConfig) -> Any:
     if cfg.seeds:
         return run_over_seeds(cfg, run_dir)
     return objective_value(cfg.objective, name, PIPELINES[name](cfg, run_dir))
-
-
-def validate_run(cfg: DictConfig) -> None:
-    """Every check of a composed run config that needs no environment and no earlier run, so a mistake is one
-    line (DAFError) before any work: the pipeline, seeds, device, the objective (its metric must be one the
-    pipeline returns), the settings of every group the pipeline reads. The CLI runs it on the composed config
-    before Hydra launches a single job; `run_pipeline` runs it again for each job."""
-    from daf_hydra.config import (DAFBenchmarkConfig, DAFConfig, DAFSweepConfig, validate_analyze, validate_compare,
-                                  validate_device, validate_evaluation, validate_objective, validate_seed,
-                                  validate_statistics)
-    from daf_hydra.missions.catalog import validate_mission
-
-    name = cfg.pipeline.name
-    if name not in PIPELINES:
-        raise DAFError(f"pipeline.name={name!r} is unknown: valid pipelines are {', '.join(sorted(PIPELINES))}")
-    validate_seed("seed", cfg.seed)
-    if cfg.seeds is not None:
-        if not cfg.seeds:
-            raise DAFError("seeds=[] is empty: list at least one seed, e.g. seeds=[0,1,2], or null for `seed`")
-        for s in cfg.seeds:
-            validate_seed("seeds", s)
-    if cfg.evaluation.seed is not None:
-        validate_seed("evaluation.seed", cfg.evaluation.seed)
-    validate_device(str(cfg.device))
-    validate_objective(OmegaConf.to_object(cfg.objective.metric) if OmegaConf.is_list(cfg.objective.metric)
-                       else cfg.objective.metric,
-                       OmegaConf.to_object(cfg.objective.direction) if OmegaConf.is_list(cfg.objective.direction)
-                       else cfg.objective.direction, name)
-    validate_evaluation(cfg.evaluation)
-    validate_statistics(cfg.statistics)
-    DAFConfig(**OmegaConf.to_container(cfg.resources, resolve=True)).validate()
-    if cfg.mission.get("source", "catalog") == "catalog":
-        validate_mission(cfg.mission)
-    if name == "compare":
-        validate_compare(cfg.compare)
-    elif name == "analyze":
-        validate_analyze(cfg.analyze)
-    elif name == "benchmark":
-        DAFBenchmarkConfig(**OmegaConf.to_container(cfg.benchmark, resolve=True)).validate()
-    elif name == "sweep":
-        sweep = OmegaConf.to_object(cfg.sweep)
-        assert isinstance(sweep, DAFSweepConfig)
-        sweep.validate()
-    elif name == "train":
-        from daf_hydra.runs import validate_train_run
-
-        validate_train_run(cfg)
 
 
 def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:

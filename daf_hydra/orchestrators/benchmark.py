@@ -306,6 +306,9 @@ def daf_run_benchmark_pipeline(
                           *resource_overrides(resources or DAFConfig()), *overrides],
                          api_output_dir(output_dir).resolve())
     cfg.benchmark = OmegaConf.structured(config)
+    from daf_hydra.orchestrators.checks import validate_run
+
+    validate_run(cfg)
     return benchmark_pipeline(cfg, Path(cfg.output_dir))
 
 

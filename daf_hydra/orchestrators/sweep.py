@@ -181,6 +181,11 @@ def daf_run_sweep_pipeline(
         api_output_dir(output_dir).resolve(),
     )
     cfg.sweep = OmegaConf.structured(config)
+    from daf_hydra.orchestrators.checks import validate_run
+
+    validate_run(cfg)
+    if comparison_episodes < 1:
+        raise DAFError(f"comparison_episodes={comparison_episodes} is invalid: it must be >= 1")
     result = sweep_pipeline(cfg, Path(cfg.output_dir), overrides)
     if config.name:
         result.outputs["name"] = config.name

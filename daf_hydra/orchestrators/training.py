@@ -53,7 +53,9 @@ def daf_run_training_pipeline(
     config.validate()
     run_dir = api_output_dir(config.output_dir).resolve()
     cfg = compose_config(config.cli_overrides(), output_dir=run_dir)
-    validate_train_run(cfg)
+    from daf_hydra.orchestrators.checks import validate_run
+
+    validate_run(cfg)
     if cfg.training.distributed.nodes * cfg.training.distributed.tasks_per_node > 1:  # would train one rank only
         raise DAFError("training.distributed with several ranks: use daf_hydra.distributed_training."
                        "daf_launch_distributed_training (backend='local' or 'slurm') or the CLI")
