@@ -171,8 +171,13 @@ def test_a_multirun_no_job_could_run_is_refused_before_the_first(cli, tmp_path, 
 
 
 def test_hydra_full_error_keeps_the_traceback(cli, tmp_path):
-    r = cli(*FAST, "evaluation.episodes=abc", f"hydra.run.dir={tmp_path / 'run'}", env={"HYDRA_FULL_ERROR": "1"})
-    assert r.returncode != 0 and "Traceback" in r.stderr
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "daf_hydra.run", *FAST, "evaluation.episodes=abc"], cwd=tmp_path,
+                       env={**os.environ, "HYDRA_FULL_ERROR": "1"}, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" in r.stderr  # conftest's cli() drops HYDRA_FULL_ERROR
 
 
 def _api_cases(tmp: Path) -> dict[str, tuple]:
