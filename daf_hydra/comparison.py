@@ -215,6 +215,12 @@ class ComparisonRun:
         self.outcomes = evaluate_members(self.tasks, bool(self.cfg.compare.parallel), self.cfg.compare.workers)
         return self.outcomes
 
+    def unfinished_members(self) -> list[str]:
+        """The members whose runs have no completed record (an interrupted run of the comparison)."""
+        from daf_hydra.records import completed_metrics
+
+        return [f"{t['policy']} on {t['mission']}" for t in self.tasks if completed_metrics(t["run_dir"]) is None]
+
     def analyse(self, significance: bool = True) -> ComparisonResults:
         """Statistics on the members' records as read back from disk (the aggregator)."""
         from daf_hydra.aggregate import daf_aggregate_runs

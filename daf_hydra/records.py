@@ -179,6 +179,12 @@ def clear_run(run_dir: str | Path, owned: Sequence[str] = ()) -> None:
             path.unlink()
 
 
+def completed_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """metrics.json of the run in `run_dir` when it completed, else None (not run, running, killed, failed)."""
+    metrics = _read_json(Path(run_dir) / METRICS_FILE)
+    return metrics if metrics is not None and metrics.get("status") == STATUS_COMPLETED else None
+
+
 class RunConflict(DAFError):
     """The run directory holds a run of another identity signature."""
 
@@ -208,8 +214,8 @@ def open_run(run_dir: str | Path, provenance: dict[str, Any], *, restart: bool =
         return RunRecorder(run_dir, provenance)
     if before is None:
         return RunRecorder(run_dir, provenance)
-    metrics = _read_json(run_dir / METRICS_FILE)
-    if metrics is not None and metrics.get("status") == STATUS_COMPLETED:
+    metrics = completed_metrics(run_dir)
+    if metrics is not None:
         return RunRecorder(run_dir, before, completed=metrics)
     episodes: dict[tuple[Any, Any], dict[str, Any]] = {}
     for record in read_jsonl(run_dir / EPISODES_FILE):

@@ -91,7 +91,13 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
 
     stages.run("environment_check", check)
     key = None if run is None else {"members": member_signatures(run.tasks)}
-    outputs = stages.run("comparison", evaluate, key=key, restore=lambda _: analysed())
+    def restored(_: dict[str, Any]) -> dict[str, Any]:
+        unfinished = compared().unfinished_members()
+        if unfinished:  # an interrupted re-run of the stage: its members go on (runs.start_run)
+            raise DAFError(f"member(s) {', '.join(unfinished)} did not complete")
+        return analysed()
+
+    outputs = stages.run("comparison", evaluate, key=key, restore=restored)
     if outputs is None:
         return stages.finish()
     results = outputs["results"]
