@@ -190,7 +190,7 @@ class RunConflict(DAFError):
 
 
 def open_run(run_dir: str | Path, provenance: dict[str, Any], *, restart: bool = False,
-             owned: Sequence[str] = ()) -> RunRecorder:
+             owned: Sequence[str] = (), continues: bool = False) -> RunRecorder:
     """The recorder of the run `provenance` describes (its `config_signature` is the identity signature) in
     `run_dir`, which holds one run:
     - empty, or `restart`: a new run (with `restart`, the records and `owned` are cleared first);
@@ -198,13 +198,26 @@ def open_run(run_dir: str | Path, provenance: dict[str, Any], *, restart: bool =
     - an interrupted or failed run of the same signature: its episodes are kept, one per mission and seed (a
       torn last line, left by kill -9, is dropped), its failed metrics.json removed, and the run goes on: the
       players play only the seeds missing (`RunRecorder.finished_episodes`);
-    - a run of another signature: RunConflict (a DAFError), naming both."""
+    - a run of another signature: RunConflict (a DAFError), naming both; unless it left nothing to keep (it failed
+      before recording an episode or a curve point: it is replaced), or the caller `continues` it from state of
+      its own (training.resume=true goes on from the last checkpoint, to a new step budget perhaps): its episodes
+      and metrics are dropped, the rest kept."""
     run_dir = Path(run_dir)
     before = _read_json(run_dir / RUN_FILE)
     signature = provenance.get("config_signature")
     if before is not None and before.get("config_signature") is None:
         restart = True  # a job that never started (record_outside_failure): nothing to keep
-    if before is not None and not restart and before.get("config_signature") != signature:
+    other = before is not None and not restart and before.get("config_signature") != signature
+    if other and completed_metrics(run_dir) is None and not read_jsonl(run_dir / EPISODES_FILE) \
+            and not read_jsonl(run_dir / CURVE_FILE):
+        restart = other = False  # it failed before recording anything: nothing to keep
+        clear_run(run_dir)
+        before = None
+    if other and continues:
+        (run_dir / EPISODES_FILE).unlink(missing_ok=True)  # played under the other settings
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+        other = False
+    if other:
         raise RunConflict(
             f"{run_dir} holds another run (identity signature {before.get('config_signature')}, "
             f"{_describe(before)}) than this one ({signature}, {_describe(provenance)}): choose another "

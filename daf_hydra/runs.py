@@ -42,14 +42,17 @@ def start_run(cfg: DictConfig, run_dir: Path, kind: str, owned: tuple[str, ...] 
 
     The run directory holds one run (records.open_run): an interrupted run of the same identity signature goes
     on (its finished episodes are kept, `evaluate_policy` plays the missing seeds); a completed one is not run
-    again (`recorder.completed` holds its metrics: return them); another signature is refused; `restart=true`
-    clears the records (and `owned`, further files of the run) first."""
+    again (`recorder.completed` holds its metrics: return them); another signature is refused, unless a train run
+    continues it (`training.resume=true`: from its last checkpoint); `restart=true` clears the records (and
+    `owned`, further files of the run) first."""
     device = resolve_device(cfg.device)
     resources = cfg.get("resources")
     apply_gpu_memory_fraction(resources.get("gpu_memory_fraction") if resources is not None else None, device)
     config = to_container(cfg)
     meta = provenance.collect(config, int(cfg.seed), device, uuid.uuid4().hex[:12], kind)
-    recorder = open_run(run_dir, meta, restart=bool(cfg.get("restart") or False), owned=owned)
+    training = cfg.get("training")
+    continues = kind == "train" and training is not None and bool(training.get("resume"))
+    recorder = open_run(run_dir, meta, restart=bool(cfg.get("restart") or False), owned=owned, continues=continues)
     if recorder.completed is not None:
         print(f"{run_dir}: this run ({meta['config_signature']}) completed earlier: nothing to do, its recorded "
               "metrics stand (restart=true runs it again)")
