@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MEMBERS_DIR = "members"
 RESULTS_DIR = "comparison"
+# What a comparison writes besides its records: cleared with them when it is started over (restart=true).
+OWNED = (MEMBERS_DIR, RESULTS_DIR, "report.html", "check.json", "pipeline.json")
 
 
 @dataclass
@@ -102,6 +104,8 @@ def run_member(task: dict[str, Any]) -> MemberOutcome:
     cfg = task["config"]
     run_dir = Path(task["run_dir"])
     recorder, device = start_run(cfg, run_dir, "evaluate")
+    if recorder.completed is not None:  # completed by an earlier run of the comparison
+        return MemberOutcome(task["policy"], task["mission"], run_dir, "completed")
     try:
         metrics = evaluate_policy(cfg, device, recorder)
     except Exception as exc:  # recorded in the member's metrics.json and in the comparison's completeness
@@ -188,11 +192,16 @@ class ComparisonRun:
             validate_compare(cfg.compare)
             self.tasks = member_tasks(cfg, self.entries, self.missions, self.run_dir)
         except BaseException as exc:
-            start_run(cfg, self.run_dir, "compare")[0].fail(exc)
+            start_run(cfg, self.run_dir, "compare", OWNED)[0].fail(exc)
             raise
-        self.recorder, self.device = start_run(cfg, self.run_dir, "compare")
+        self.recorder, self.device = start_run(cfg, self.run_dir, "compare", OWNED)
         self.outcomes: list[MemberOutcome] = []
         self.results: ComparisonResults | None = None
+
+    @property
+    def completed(self) -> dict[str, Any] | None:
+        """The metrics of this comparison when an earlier run of it completed in `run_dir` (nothing to do)."""
+        return self.recorder.completed
 
     @property
     def seeds(self) -> list[int]:
@@ -205,6 +214,12 @@ class ComparisonRun:
         """Every policy plays its own episodes on every mission, on the same seeds."""
         self.outcomes = evaluate_members(self.tasks, bool(self.cfg.compare.parallel), self.cfg.compare.workers)
         return self.outcomes
+
+    def unfinished_members(self) -> list[str]:
+        """The members whose runs have no completed record (an interrupted run of the comparison)."""
+        from daf_hydra.records import completed_metrics
+
+        return [f"{t['policy']} on {t['mission']}" for t in self.tasks if completed_metrics(t["run_dir"]) is None]
 
     def analyse(self, significance: bool = True) -> ComparisonResults:
         """Statistics on the members' records as read back from disk (the aggregator)."""
@@ -308,6 +323,8 @@ def daf_compare_policies(
         output_dir,
     )
     run = ComparisonRun(cfg, policies, missions, Path(cfg.output_dir))
+    if run.completed is not None:
+        return run.analyse()
     try:
         run.evaluate()
         results = run.analyse()

@@ -472,6 +472,9 @@ class DAFRunConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     lr: float = MISSING  # shorthand for training.learning_rate (set in conf/config.yaml)
     output_dir: str = "${hydra:runtime.output_dir}"
+    # Instead of keeping an interrupted run's finished episodes, or returning a completed run's metrics
+    # (docs/records.md), clear the run directory's records (and its members') first:
+    restart: bool = False  # start the run over: clear its records first (docs/records.md)
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

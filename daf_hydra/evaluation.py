@@ -58,8 +58,11 @@ def play(
     on_episode: Callable[[dict[str, Any]], None] | None = None,
     progress: bool | None = None,
     success_threshold: float | None = None,
+    build_seed: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Play one episode per seed; returns the episode records in seed order and reports each as it finishes."""
+    """Play one episode per seed; returns the episode records in seed order and reports each as it finishes.
+    `build_seed`: the seed the policy is built under (default: the first seed), so a run that plays only some of
+    its seeds (the rest were recorded before it was interrupted) builds the same policy."""
     import torch
     from mettagrid.policy.policy_env_interface import PolicyEnvInterface
     from mettagrid.simulator.simulator import Buffers, Simulation
@@ -75,7 +78,7 @@ def play(
     masks = np.ones((slots, agents), bool)
     teacher = np.zeros((slots, agents), np.int32)
 
-    template = policy.build(pei, seeds[0] if seeds else 0)
+    template = policy.build(pei, build_seed if build_seed is not None else (seeds[0] if seeds else 0))
     actor = make_actor(
         template, lambda seed: policy.build(pei, seed), pei, slots, deterministic, policy.device
     )

@@ -234,12 +234,17 @@ def run_analysis(cfg: "DictConfig", run_dir: Path) -> MissionAnalysis:
     from daf_hydra.provenance import code_version, package_versions
     from daf_hydra.visualization import daf_export_mission_analysis_html
 
-    recorder, device = start_run(cfg, run_dir, "analyze")
+    recorder, device = start_run(cfg, run_dir, "analyze", ("analysis.json", "report.html"))
+    if recorder.completed is not None:  # completed earlier: its analysis, recomputed from its records, no writes
+        analysis = analyse_episodes(_in_order(records.read_jsonl(run_dir / records.EPISODES_FILE)),
+                                    recorder.completed["policy"], cfg.mission, cfg.analyze, cfg.statistics)
+        analysis.output_dir = run_dir
+        return analysis
     try:
         validate_analyze(cfg.analyze)
         validate_statistics(cfg.statistics)
         metrics = evaluate_policy(cfg, device, recorder)
-        episodes = records.read_jsonl(run_dir / records.EPISODES_FILE)
+        episodes = _in_order(records.read_jsonl(run_dir / records.EPISODES_FILE))
         analysis = analyse_episodes(episodes, metrics["policy"], cfg.mission, cfg.analyze, cfg.statistics)
         analysis.output_dir = run_dir
         analysis.provenance = {
@@ -257,6 +262,11 @@ def run_analysis(cfg: "DictConfig", run_dir: Path) -> MissionAnalysis:
         "failure_modes": {m.name: m.count for m in analysis.failure_modes},
     })
     return analysis
+
+
+def _in_order(episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Episodes by their index (a resumed run recorded them out of order)."""
+    return sorted(episodes, key=lambda e: int(e.get("episode") or 0))
 
 
 def daf_analyze_mission_performance(

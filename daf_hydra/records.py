@@ -7,6 +7,10 @@ A run directory holds (schema in docs/records.md):
   curve.jsonl         training runs: one JSON line per PPO update
   metrics.json        the summary, written atomically (write then rename) with status completed | failed
 Everything else in daf_hydra reads and writes runs through this module.
+
+A run directory holds one run: `open_run` keeps what an earlier run of the same identity signature left there
+(its episodes, one per mission and seed; a completed run is not run again), refuses a run of another signature,
+and clears the records first when the run is started over (`restart`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
+
+from daf_hydra.errors import DAFError
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -60,13 +66,28 @@ class RunRecorder:
     """Writes one run's records. `episode()`/`curve()` append as results arrive, so a crash loses nothing
     that had finished; `complete()` or `fail()` writes metrics.json exactly once."""
 
-    def __init__(self, run_dir: str | Path, provenance: dict[str, Any]):
+    def __init__(self, run_dir: str | Path, provenance: dict[str, Any],
+                 completed: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
+        self._files: dict[str, Any] = {}
+        # metrics.json of an earlier, completed run of the same identity: nothing to do, and nothing is written
+        self.completed = completed
+        if completed is not None:
+            self.provenance = provenance
+            return
         self.provenance = {"schema_version": SCHEMA_VERSION, **provenance, "started_at": self.started}
         write_json_atomic(self.run_dir / RUN_FILE, _clean(self.provenance))
-        self._files: dict[str, Any] = {}
+
+    def finished_episodes(self, mission: str) -> dict[int, dict[str, Any]]:
+        """The episodes of `mission` already recorded in this run (kept from an earlier, interrupted run of the
+        same identity), by seed."""
+        out: dict[int, dict[str, Any]] = {}
+        for record in read_jsonl(self.run_dir / EPISODES_FILE):
+            if record.get("mission") == mission and record.get("seed") is not None:
+                out.setdefault(int(record["seed"]), record)
+        return out
 
     def _append(self, name: str, record: dict[str, Any]) -> None:
         f = self._files.get(name)
@@ -105,6 +126,8 @@ class RunRecorder:
         return self._finish(STATUS_FAILED, metrics or {}, message)
 
     def _finish(self, status: str, metrics: dict[str, Any], error: str | None) -> dict[str, Any]:
+        if self.completed is not None:  # a completed run's record is never rewritten
+            return self.completed
         for f in self._files.values():
             f.close()
         self._files.clear()
@@ -121,6 +144,109 @@ class RunRecorder:
         }
         write_json_atomic(self.run_dir / METRICS_FILE, _clean(doc))
         return doc
+
+
+def episode_key(record: dict[str, Any]) -> tuple[Any, Any]:
+    """What identifies an episode within a run: its mission and seed (episodes are seeded one by one)."""
+    return record.get("mission"), record.get("seed")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as out:
+        out.writelines(json.dumps(r) + "\n" for r in records)
+    os.replace(tmp, path)
+
+
+def clear_run(run_dir: str | Path, owned: Sequence[str] = ()) -> None:
+    """Remove a run's records (and `owned`: further files or directories of the run) to start it over."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    for name in (*RECORD_FILES, *owned):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def completed_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """metrics.json of the run in `run_dir` when it completed, else None (not run, running, killed, failed)."""
+    metrics = _read_json(Path(run_dir) / METRICS_FILE)
+    return metrics if metrics is not None and metrics.get("status") == STATUS_COMPLETED else None
+
+
+class RunConflict(DAFError):
+    """The run directory holds a run of another identity signature."""
+
+
+def open_run(run_dir: str | Path, provenance: dict[str, Any], *, restart: bool = False,
+             owned: Sequence[str] = (), continues: bool = False) -> RunRecorder:
+    """The recorder of the run `provenance` describes (its `config_signature` is the identity signature) in
+    `run_dir`, which holds one run:
+    - empty, or `restart`: a new run (with `restart`, the records and `owned` are cleared first);
+    - a completed run of the same signature: a recorder whose `completed` holds its metrics, writing nothing;
+    - an interrupted or failed run of the same signature: its episodes are kept, one per mission and seed (a
+      torn last line, left by kill -9, is dropped), its failed metrics.json removed, and the run goes on: the
+      players play only the seeds missing (`RunRecorder.finished_episodes`);
+    - a run of another signature: RunConflict (a DAFError), naming both; unless it left nothing to keep (it failed
+      before recording an episode or a curve point: it is replaced), or the caller `continues` it from state of
+      its own (training.resume=true goes on from the last checkpoint, to a new step budget perhaps): its episodes
+      and metrics are dropped, the rest kept."""
+    run_dir = Path(run_dir)
+    before = _read_json(run_dir / RUN_FILE)
+    signature = provenance.get("config_signature")
+    if before is not None and before.get("config_signature") is None:
+        restart = True  # a job that never started (record_outside_failure): nothing to keep
+    other = before is not None and not restart and before.get("config_signature") != signature
+    if other and completed_metrics(run_dir) is None and not read_jsonl(run_dir / EPISODES_FILE) \
+            and not read_jsonl(run_dir / CURVE_FILE):
+        restart = other = False  # it failed before recording anything: nothing to keep
+        clear_run(run_dir)
+        before = None
+    if other and continues:
+        (run_dir / EPISODES_FILE).unlink(missing_ok=True)  # played under the other settings
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+        other = False
+    if other:
+        raise RunConflict(
+            f"{run_dir} holds another run (identity signature {before.get('config_signature')}, "
+            f"{_describe(before)}) than this one ({signature}, {_describe(provenance)}): choose another "
+            "hydra.run.dir, or pass restart=true to clear it and start over")
+    if restart:
+        clear_run(run_dir, owned)
+        return RunRecorder(run_dir, provenance)
+    if before is None:
+        return RunRecorder(run_dir, provenance)
+    metrics = completed_metrics(run_dir)
+    if metrics is not None:
+        return RunRecorder(run_dir, before, completed=metrics)
+    episodes: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for record in read_jsonl(run_dir / EPISODES_FILE):
+        episodes.setdefault(episode_key(record), record)
+    if (run_dir / EPISODES_FILE).is_file():
+        _rewrite_jsonl(run_dir / EPISODES_FILE, list(episodes.values()))
+    if (run_dir / CURVE_FILE).is_file():
+        _rewrite_jsonl(run_dir / CURVE_FILE, read_jsonl(run_dir / CURVE_FILE))  # drops a torn last line
+    (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    return RunRecorder(run_dir, {**provenance, "run_id": before.get("run_id") or provenance.get("run_id"),
+                                 "resumed": int(before.get("resumed") or 0) + 1,
+                                 "first_started_at": before.get("first_started_at") or before.get("started_at")})
+
+
+def _describe(provenance: dict[str, Any]) -> str:
+    identity = provenance.get("identity") or {}
+    parts = [identity.get("pipeline") or provenance.get("kind"), identity.get("policy"), identity.get("mission")]
+    return " ".join(str(p) for p in parts if p) or "unknown"
 
 
 def record_outside_failure(run_dir: str | Path, error: str) -> None:

@@ -22,7 +22,7 @@ from daf_hydra.config import validate_evaluation, validate_training
 from daf_hydra.device import apply_gpu_memory_fraction, resolve_device
 from daf_hydra.identity import RunIdentity, policy_name, run_identity
 from daf_hydra.errors import DAFError
-from daf_hydra.records import RunRecorder, summarize_episodes
+from daf_hydra.records import RunRecorder, open_run, summarize_episodes
 
 
 def to_container(cfg: Any) -> dict[str, Any]:
@@ -35,16 +35,28 @@ def identity_of(cfg: DictConfig, trained: bool | None = None) -> RunIdentity:
     return run_identity(to_container(cfg), trained)
 
 
-def start_run(cfg: DictConfig, run_dir: Path, kind: str) -> tuple[RunRecorder, str]:
+def start_run(cfg: DictConfig, run_dir: Path, kind: str, owned: tuple[str, ...] = ()) -> tuple[RunRecorder, str]:
     """Write run.json (provenance and identity) before any work, so even a run that fails at once leaves a
     record. Every run starts here, in whatever process plays it, so `resources.gpu_memory_fraction` is applied
-    here too."""
+    here too.
+
+    The run directory holds one run (records.open_run): an interrupted run of the same identity signature goes
+    on (its finished episodes are kept, `evaluate_policy` plays the missing seeds); a completed one is not run
+    again (`recorder.completed` holds its metrics: return them); another signature is refused, unless a train run
+    continues it (`training.resume=true`: from its last checkpoint); `restart=true` clears the records (and
+    `owned`, further files of the run) first."""
     device = resolve_device(cfg.device)
     resources = cfg.get("resources")
     apply_gpu_memory_fraction(resources.get("gpu_memory_fraction") if resources is not None else None, device)
     config = to_container(cfg)
     meta = provenance.collect(config, int(cfg.seed), device, uuid.uuid4().hex[:12], kind)
-    return RunRecorder(run_dir, meta), device
+    training = cfg.get("training")
+    continues = kind == "train" and training is not None and bool(training.get("resume"))
+    recorder = open_run(run_dir, meta, restart=bool(cfg.get("restart") or False), owned=owned, continues=continues)
+    if recorder.completed is not None:
+        print(f"{run_dir}: this run ({meta['config_signature']}) completed earlier: nothing to do, its recorded "
+              "metrics stand (restart=true runs it again)")
+    return recorder, device
 
 
 @contextmanager
@@ -84,13 +96,27 @@ def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None =
     policy = LoadedPolicy(name, loading.resolve(cfg.policy.class_path, cfg.policy.data_path,
                                                 dict(cfg.policy.kwargs)), device)
     mission = str(cfg.mission.name)
-    episodes = play(
-        env_cfg, policy, evaluation_seeds(cfg, trained), int(cfg.evaluation.num_envs),
+    seeds = evaluation_seeds(cfg, trained)
+    index = {seed: k for k, seed in enumerate(seeds)}  # episode k plays seeds[k], whichever episodes are played
+    done = recorder.finished_episodes(mission) if recorder else {}
+    kept = [done[s] for s in seeds if s in done]
+    missing = [s for s in seeds if s not in done]
+    if kept:
+        print(f"{recorder.run_dir}: {len(kept)} of {len(seeds)} episodes of {name} on {mission} recorded by an "
+              f"earlier run of it are kept; playing the {len(missing)} missing", flush=True)
+
+    def record(e: dict[str, Any]) -> dict[str, Any]:
+        return {"policy": name, "mission": mission, **e, "episode": index[e["seed"]]}
+
+    played = play(
+        env_cfg, policy, missing, int(cfg.evaluation.num_envs),
         deterministic=bool(cfg.evaluation.deterministic),
-        on_episode=(lambda e: recorder.episode({"policy": name, "mission": mission, **e})) if recorder else None,
+        on_episode=(lambda e: recorder.episode(record(e))) if recorder else None,
         progress=cfg.evaluation.progress,
         success_threshold=float(cfg.mission.success_threshold) if cfg.mission.source == "catalog" else None,
-    )
+        build_seed=seeds[0] if seeds else None,
+    ) if missing else []
+    episodes = sorted([*kept, *(record(e) for e in played)], key=lambda e: e["episode"])
     return {"policy": name, "mission": mission, "seed": int(cfg.seed), **summarize_episodes(episodes)}
 
 

@@ -20,8 +20,9 @@
 Every run it starts (training, evaluation and comparison members) is built from this run's config, as Hydra
 composed it from the user's overrides (`comparison.member_tasks`), so `mission.*`, `evaluation.*` and `policy.*`
 overrides reach them. pipeline.json records every stage; a re-run in the same directory reuses the trainings and
-evaluations whose runs have the same identity signatures (their records are on disk), and replaces what a stage
-that runs again had written before.
+evaluations whose runs have the same identity signatures (their records are on disk); an evaluation or comparison
+member that was interrupted plays only its missing seeds, one of another signature is refused (runs.start_run);
+an unfinished training is trained again from the start. `restart=true` starts everything over.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     run_dir = Path(run_dir)
     b: DAFBenchmarkConfig = OmegaConf.to_object(cfg.benchmark)
     resources = DAFConfig(**to_container(cfg.resources))
-    stages = Stages(PIPELINE, run_dir, bool(cfg.pipeline.get("stop_on_failure", True)))
+    stages = Stages(PIPELINE, run_dir, bool(cfg.pipeline.get("stop_on_failure", True)),
+                    restart=bool(cfg.get("restart") or False))
     plan: dict[str, Any] = {}  # what the environment check found: entries, missions, the trainings' configs
 
     def check() -> dict[str, Any]:
@@ -93,9 +95,7 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
                 for e in plan["entries"]]
 
     def evaluate(tasks: list[dict[str, Any]]) -> dict[str, Any]:
-        eval_dir = run_dir / EVALUATION_DIR
-        if stages.owns_previous_records and eval_dir.exists():
-            shutil.rmtree(eval_dir)
+        # members an earlier, interrupted run finished are kept, the rest play the seeds missing (runs.start_run)
         outcomes = evaluate_members(tasks, b.parallel_evaluation, resources.workers(None))
         failed = [f"{o.policy} on {o.mission}: {o.error}" for o in outcomes if o.error]
         if len(failed) == len(outcomes):
@@ -215,7 +215,7 @@ def trained_checkpoint(sub: DictConfig) -> str:
     from daf_hydra.orchestrators.train import train_pipeline
 
     train_dir = Path(sub.output_dir)
-    checkpoint = completed_checkpoint(train_dir)
+    checkpoint = None if sub.get("restart") else completed_checkpoint(train_dir)
     if checkpoint is not None:
         print(f"[{PIPELINE}] training of {sub.policy.name}: completed earlier in {train_dir}, reused")
         return checkpoint

@@ -14,7 +14,6 @@ metrics.json, pipeline.json (the stages).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -31,7 +30,7 @@ REPORT_FILE = "report.html"
 
 def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any], run_dir: Path,
                             stop_on_failure: bool = True, report: bool = True,
-                            title: Optional[str] = None) -> PipelineResult:
+                            title: Optional[str] = None, analyse_completed: bool = True) -> PipelineResult:
     """Run the stages (orchestrators.stages: pipeline.json, stop_on_failure, reuse on a re-run). A failed member
     is named in the errors and the result is partial; the records of what completed are always written.
 
@@ -39,18 +38,32 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
     completed with members of the same identity signatures (policies, missions and their overrides, seeds,
     evaluation settings): the statistics are recomputed from the recorded episodes. `report`: whether to write
     report.html (titled `title`). `cfg.resources.max_parallel_jobs` caps the worker processes. `outputs`:
-    `results` (ComparisonResults), `summary_statistics`, `report`, and `metrics` (what metrics.json records)."""
-    from daf_hydra.comparison import MEMBERS_DIR, ComparisonRun, member_signatures
+    `results` (ComparisonResults), `summary_statistics`, `report`, and `metrics` (what metrics.json records).
+
+    A re-run after an interruption plays only what its members had not finished (runs.start_run); a re-run of a
+    completed comparison plays and writes nothing and returns its recorded metrics (`completed_earlier`; the
+    statistics recomputed from its records unless `analyse_completed` is false)."""
+    from daf_hydra.comparison import ComparisonRun, member_signatures
+    from daf_hydra.records import RunConflict
     from daf_hydra.runs import to_container
     from daf_hydra.visualization import daf_export_comparison_html
 
     cfg.compare.workers = DAFConfig(**to_container(cfg.resources)).workers(cfg.compare.workers)
-    stages = Stages("compare", run_dir, stop_on_failure)
+    stages = Stages("compare", run_dir, stop_on_failure, restart=bool(cfg.get("restart") or False))
     run: Optional[ComparisonRun] = None
+    rejected: Optional[Exception] = None
+    try:
+        run = ComparisonRun(cfg, policies, missions, run_dir)  # validates the settings; records a failure itself
+    except RunConflict:
+        raise  # the directory holds another run: nothing of it is touched
+    except Exception as exc:
+        rejected = exc
+    if run is not None and run.completed is not None:  # an earlier run of this comparison completed: nothing to do
+        return completed_comparison(run, stages.result, analyse_completed)
 
     def check() -> dict[str, Any]:
-        nonlocal run
-        run = ComparisonRun(cfg, policies, missions, run_dir)  # validates the settings; records a failure itself
+        if rejected is not None or run is None:
+            raise rejected or DAFError("no comparison to run")
         try:
             return {"check": check_environment(run.missions, [e.class_path for e in run.entries], run_dir,
                                                str(cfg.device))}
@@ -69,9 +82,7 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
 
     def evaluate() -> dict[str, Any]:
         r = compared()
-        if stages.owns_previous_records and (run_dir / MEMBERS_DIR).is_dir():
-            shutil.rmtree(run_dir / MEMBERS_DIR)  # an earlier run's members: replaced, never appended to
-        try:
+        try:  # members an earlier, interrupted run of this comparison finished are kept (runs.start_run)
             r.evaluate()
             return analysed()
         except Exception as exc:
@@ -80,7 +91,13 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
 
     stages.run("environment_check", check)
     key = None if run is None else {"members": member_signatures(run.tasks)}
-    outputs = stages.run("comparison", evaluate, key=key, restore=lambda _: analysed())
+    def restored(_: dict[str, Any]) -> dict[str, Any]:
+        unfinished = compared().unfinished_members()
+        if unfinished:  # an interrupted re-run of the stage: its members go on (runs.start_run)
+            raise DAFError(f"member(s) {', '.join(unfinished)} did not complete")
+        return analysed()
+
+    outputs = stages.run("comparison", evaluate, key=key, restore=restored)
     if outputs is None:
         return stages.finish()
     results = outputs["results"]
@@ -98,6 +115,21 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
     result.outputs["metrics"] = run.finish({"stages_completed": result.stages_completed,
                                             "stages_failed": result.stages_failed, "errors": result.errors})
     return stages.finish()
+
+
+def completed_comparison(run: Any, result: PipelineResult, analyse: bool) -> PipelineResult:
+    """The result of a comparison completed by an earlier run in the same directory: its recorded metrics, and
+    (`analyse`) its statistics recomputed from the members' records (reading only: nothing is played or written)."""
+    from daf_hydra.results import SUCCESS
+
+    result.status = SUCCESS
+    result.outputs.update(metrics=run.completed, completed_earlier=True)
+    if analyse:
+        results = run.analyse()
+        result.outputs.update(results=results, summary_statistics=results.summary_statistics)
+    if (run.run_dir / REPORT_FILE).is_file():
+        result.outputs["report"] = str(run.run_dir / REPORT_FILE)
+    return result
 
 
 def nested_comparison(cfg: DictConfig, policies: Sequence[Any], missions: Sequence[Any], run_dir: Path, *,
@@ -199,7 +231,9 @@ def run_compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from daf_hydra.comparison_stats import ALL_MISSIONS
 
     result = run_comparison_pipeline(cfg, list(cfg.compare.policies), list(cfg.compare.missions), run_dir,
-                                     bool(cfg.pipeline.get("stop_on_failure", True)))
+                                     bool(cfg.pipeline.get("stop_on_failure", True)), analyse_completed=False)
+    if result.outputs.get("completed_earlier"):
+        return result.outputs["metrics"]
     if result.status == FAILED:
         raise DAFError(f"comparison failed: {result.errors[0]}")
     results = result.outputs["results"]

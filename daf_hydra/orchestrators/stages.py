@@ -60,10 +60,12 @@ def read_previous_stages(run_dir: Path, pipeline_name: str) -> dict[str, dict[st
 class Stages:
     """One pipeline run: call `run` once per stage, then `finish`."""
 
-    def __init__(self, pipeline_name: str, run_dir: str | Path, stop_on_failure: bool = True):
+    def __init__(self, pipeline_name: str, run_dir: str | Path, stop_on_failure: bool = True,
+                 restart: bool = False):
         self.run_dir = Path(run_dir)
         self.stop_on_failure = stop_on_failure
-        self.previous = read_previous_stages(self.run_dir, pipeline_name)
+        # restart=true: the run starts over, nothing an earlier run recorded is reused
+        self.previous = {} if restart else read_previous_stages(self.run_dir, pipeline_name)
         self.result = PipelineResult(pipeline_name, FAILED, outputs={"run_dir": str(self.run_dir)})
         self.stopped_by: Optional[str] = None
         self.reuse_allowed = True  # false once a restorable stage ran afresh: later results depend on it

@@ -33,6 +33,8 @@ from daf_hydra.runs import evaluate_policy, start_run, to_container, validate_tr
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
+# What a train run writes besides its records: cleared with them when it is started over (restart=true).
+OWNED = ("checkpoints", "check.json", "pipeline.json")
 # Evaluation summary keys (records.summarize_episodes) averaged over the evaluation missions in metrics.json.
 AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate",
             "mean_steps")
@@ -70,7 +72,13 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
     result = result or PipelineResult(PIPELINE, FAILED)
     result.timestamp = datetime.fromtimestamp(begin, timezone.utc)
     result.outputs["run_dir"] = str(run_dir)
-    recorder, device = start_run(cfg, run_dir, PIPELINE)
+    recorder, device = start_run(cfg, run_dir, PIPELINE, OWNED)
+    if recorder.completed is not None:  # completed earlier in run_dir: its recorded metrics, nothing run
+        result.status = SUCCESS
+        result.stages_completed = list(STAGES) if recorder.completed.get("trained") \
+            else ["environment_check", "evaluation"]
+        result.outputs.update(recorder.completed, completed_earlier=True)
+        return result
     name = policy_name(to_container(cfg.policy))
     metrics: dict[str, Any] = {"policy": name}
     try:
