@@ -9,6 +9,7 @@ disk, and a comparison of any tree of runs (`python -m daf_hydra.report`) uses t
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -118,12 +119,41 @@ def run_member(task: dict[str, Any]) -> MemberOutcome:
     return MemberOutcome(task["policy"], task["mission"], run_dir, "completed")
 
 
+def entry_text(entry: PolicyEntry) -> str:
+    """An entry as `compare.policies` takes it: its label, with `:<weights>` when it loads weights its label does
+    not name."""
+    if entry.data_path is None or entry.label.endswith(f":{entry.data_path}"):
+        return entry.label
+    return f"{entry.label}:{entry.data_path}"
+
+
+def clear_stale_members(tasks: Sequence[dict[str, Any]]) -> None:
+    """The members directory belongs to the comparison (or benchmark stage) that plays these tasks: records of
+    another design (a member no task plays, or a task's directory holding a run of another identity signature,
+    e.g. the checkpoint of a training with another lr) are removed, so they are neither refused nor analysed. A
+    member of the same signature is kept: an interrupted one plays only its missing seeds (runs.start_run)."""
+    import shutil
+
+    from daf_hydra.records import RUN_FILE, clear_run
+
+    dirs = {Path(t["run_dir"]): sig for t, sig in zip(tasks, member_signatures(tasks))}
+    for root in {d.parent for d in dirs}:
+        for member in (root.iterdir() if root.is_dir() else ()):
+            if member.is_dir() and member not in dirs:
+                shutil.rmtree(member)
+    for member, signature in dirs.items():
+        recorded = member / RUN_FILE
+        if recorded.is_file() and json.loads(recorded.read_text()).get("config_signature") != signature:
+            clear_run(member)
+
+
 def evaluate_members(tasks: list[dict[str, Any]], parallel: bool, workers: int | None) -> list[MemberOutcome]:
     """Play every member, in worker processes when `parallel` (one task per policy x mission).
 
     Workers are spawned, not forked: a fresh interpreter per worker avoids inheriting torch's thread pools. A
     worker that dies outright (killed, out of memory) is reported as a failed member.
     """
+    clear_stale_members(tasks)
     if not parallel or len(tasks) < 2:
         return [run_member(t) for t in tasks]
     workers = min(workers or os.cpu_count() or 1, len(tasks))
@@ -173,8 +203,9 @@ class ComparisonRun:
     then members, statistics and tables, and metrics.json last. The steps are separate so the compare pipeline
     can report them as stages; `daf_compare_policies` runs them all.
 
-    `cfg.compare.policies` and `.missions` are set to the labels and names compared, so run.json (and the
-    comparison's identity) records what was compared, whatever road the policies came by."""
+    `cfg.compare.policies` and `.missions` are set to the entries (with their weights) and names compared, so
+    run.json (and the comparison's identity) records what was compared, whatever road the policies came by: a
+    re-run with other weights under the same label (a benchmark's new training) is another comparison."""
 
     def __init__(self, cfg: "DictConfig", policies: Sequence[Any], missions: Sequence[Any], run_dir: Path):
         from daf_hydra.config import validate_compare, validate_evaluation
@@ -187,7 +218,7 @@ class ComparisonRun:
             self.settings = statistics_settings(cfg.statistics)
             self.entries = parse_policies(policies)
             self.missions = load_missions(missions, cfg.mission)
-            cfg.compare.policies = [e.label for e in self.entries]
+            cfg.compare.policies = [entry_text(e) for e in self.entries]
             cfg.compare.missions = [str(m.name) for m in self.missions]
             validate_compare(cfg.compare)
             self.tasks = member_tasks(cfg, self.entries, self.missions, self.run_dir)

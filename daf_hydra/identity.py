@@ -34,8 +34,9 @@ SECTIONS = {
     "evaluate": ("policy", "mission", "evaluation"),
     "analyze": ("policy", "mission", "evaluation", "analyze"),
     "train": ("policy", "mission", "evaluation", "training"),
-    "compare": ("mission", "evaluation", "compare", "statistics"),
-    "benchmark": ("mission", "evaluation", "training", "benchmark", "statistics"),
+    # the run's own `policy.*` reaches the members that play it (comparison.own_policy)
+    "compare": ("policy", "mission", "evaluation", "compare", "statistics"),
+    "benchmark": ("policy", "mission", "evaluation", "training", "benchmark", "statistics"),
     "sweep": ("policy", "mission", "evaluation", "training", "sweep", "objective"),
     "check": ("policy", "mission"),
 }

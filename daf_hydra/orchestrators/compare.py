@@ -142,13 +142,21 @@ def nested_comparison(cfg: DictConfig, policies: Sequence[Any], missions: Sequen
     from omegaconf import OmegaConf
 
     from daf_hydra.config import StagedPipelineConfig
+    from daf_hydra.records import RunConflict
 
     sub = copy.deepcopy(cfg)
     sub.pipeline = OmegaConf.structured(StagedPipelineConfig(name="compare", stop_on_failure=stop_on_failure))
     sub.output_dir = str(run_dir)
     sub.compare.episodes_per_mission = int(episodes)
     sub.compare.parallel = bool(parallel)
-    return run_comparison_pipeline(sub, policies, missions, Path(run_dir), stop_on_failure)
+    try:
+        return run_comparison_pipeline(sub, policies, missions, Path(run_dir), stop_on_failure)
+    except RunConflict:  # the outer pipeline owns this directory: a comparison of its earlier design is replaced
+        from daf_hydra.comparison import OWNED
+        from daf_hydra.records import clear_run
+
+        clear_run(run_dir, OWNED)
+        return run_comparison_pipeline(sub, policies, missions, Path(run_dir), stop_on_failure)
 
 
 def check_environment(missions: Sequence[Any], policies: Sequence[str], run_dir: Path, device: str) -> str:
