@@ -185,6 +185,28 @@ def completed_metrics(run_dir: str | Path) -> dict[str, Any] | None:
     return metrics if metrics is not None and metrics.get("status") == STATUS_COMPLETED else None
 
 
+def check_writable(run_dir: str | Path) -> None:
+    """Refuse, in one line (DAFError), a run directory that cannot be created or written: an ancestor that is a
+    file, or the nearest existing ancestor not writable. Checked before any work, so nothing is started (and
+    nothing recorded elsewhere is touched) for a run that could not record itself. Holds for root too (a file
+    is never a directory, whatever the permission bits)."""
+    run_dir = Path(run_dir).absolute()
+    for path in (run_dir, *run_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise DAFError(f"cannot write the output directory {run_dir}: {path} is not a directory")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise DAFError(f"cannot write the output directory {run_dir}: {path} is not writable")
+            return
+
+
+def recorded_signature(run_dir: str | Path) -> str | None:
+    """The identity signature of the run recorded in `run_dir` (`config_signature` in run.json), None when there
+    is none."""
+    provenance = _read_json(Path(run_dir) / RUN_FILE)
+    return provenance.get("config_signature") if provenance is not None else None
+
+
 class RunConflict(DAFError):
     """The run directory holds a run of another identity signature."""
 

@@ -67,13 +67,15 @@ MAX_CHECKED_COMPOSITIONS = 32
 
 def check_command_line(args: list[str]) -> None:
     """Compose the config as Hydra will, with the user's overrides, and check it (`orchestrators.validate_run`)
-    before Hydra launches anything, so a mistake is one line (DAFError) instead of Hydra's multi-line dump, a
+    before Hydra launches anything, and that its output directory can be written (records.check_writable), so a
+    mistake is one line (DAFError) instead of Hydra's multi-line dump, a
     traceback, or a failure found only after every job's work. In a multirun each value of a sweep is checked
     (the others at their first value; a sweeper's range `interval(...)` at both ends) and the command is refused
     when no job could run: a mistake outside the swept values, or every value of a sweep bad. A bad value of a
     sweep beside good ones fails its own job only, recorded as failed, and the others go on."""
     from daf_hydra.compose import compose_config
     from daf_hydra.orchestrators import validate_run
+    from daf_hydra.records import check_writable
 
     multirun, overrides, skip = False, [], False
     for arg in args:
@@ -89,15 +91,19 @@ def check_command_line(args: list[str]) -> None:
             overrides.append(arg)
     check_group_choices(overrides)
     if not multirun:
-        validate_run(compose_config(overrides, hydra_config=True))
+        cfg = compose_config(overrides, hydra_config=True)
+        validate_run(cfg)
+        check_writable(str(cfg.hydra.run.dir))
         return
     errors = []
     for variant in _variants(overrides):
         try:
-            validate_run(compose_config(variant, hydra_config=True))
+            cfg = compose_config(variant, hydra_config=True)
+            validate_run(cfg)
         except DAFError as exc:
             errors.append(exc)
         else:
+            check_writable(str(cfg.hydra.sweep.dir))
             return
     raise errors[0]
 

@@ -22,7 +22,7 @@ composed it from the user's overrides (`comparison.member_tasks`), so `mission.*
 overrides reach them. pipeline.json records every stage; a re-run in the same directory reuses the trainings and
 evaluations whose runs have the same identity signatures (their records are on disk); an evaluation or comparison
 member that was interrupted plays only its missing seeds, one of another signature is refused (runs.start_run);
-an unfinished training is trained again from the start. `restart=true` starts everything over.
+an unfinished training goes on from its last checkpoint (training.resume=true). `restart=true` starts everything over.
 """
 
 from __future__ import annotations
@@ -211,15 +211,24 @@ def training_config(cfg: DictConfig, entry: Any, missions: Sequence[Any], steps:
 
 def trained_checkpoint(sub: DictConfig) -> str:
     """The final checkpoint of training `sub`: the recorded one when its directory already holds a completed
-    training (the same signature: the same settings), else a fresh training's (an unfinished one is discarded)."""
+    training (the same signature: the same settings); an unfinished one (killed, failed) of the same signature
+    goes on from its last checkpoint (`training.resume=true`); else a fresh training's."""
     from daf_hydra.orchestrators.train import train_pipeline
+    from daf_hydra.records import recorded_signature
+    from daf_hydra.runs import identity_of
 
     train_dir = Path(sub.output_dir)
     checkpoint = None if sub.get("restart") else completed_checkpoint(train_dir)
     if checkpoint is not None:
         print(f"[{PIPELINE}] training of {sub.policy.name}: completed earlier in {train_dir}, reused")
         return checkpoint
-    if train_dir.exists():
+    recorded = None if sub.get("restart") else recorded_signature(train_dir)
+    if recorded is not None and recorded == identity_of(sub).signature:  # as run.json records it
+        print(f"[{PIPELINE}] training of {sub.policy.name}: unfinished in {train_dir}, resumed from its last "
+              "checkpoint")
+        sub = copy.deepcopy(sub)
+        sub.training.resume = True
+    elif train_dir.exists():
         shutil.rmtree(train_dir)
     return str(train_pipeline(sub, train_dir).outputs["final_checkpoint"])
 
