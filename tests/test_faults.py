@@ -181,8 +181,8 @@ def test_a_scancelled_slurm_job_is_failed_then_run_again_by_the_same_command(tmp
     r = subprocess.run([str(ROOT / "scripts" / "slurm-dev-cluster"), "start"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     sweep = tmp_path / "sweep"
-    args = ["-m", *SLURM, "pipeline=evaluate", "policy=random", "mission=training_facility_1", "mission.max_steps=100",
-            "evaluation.episodes=150", "evaluation.num_envs=1", "seed=0,1,2", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", *SLURM, "pipeline=evaluate", "policy=random", "mission=training_facility_1", "mission.max_steps=400",
+            "evaluation.episodes=200", "evaluation.num_envs=1", "seed=0,1,2", f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.Popen([sys.executable, "-m", "daf_hydra.run", *args], cwd=tmp_path, env=env, text=True,
@@ -206,7 +206,7 @@ def test_a_scancelled_slurm_job_is_failed_then_run_again_by_the_same_command(tmp
     assert proc.returncode != 0
     failed = read_json(sweep / "0" / "metrics.json")
     assert failed["status"] == "failed" and "CANCELLED" in failed["error"], failed
-    assert len(lines(sweep / "0" / "episodes.jsonl")) < 150
+    assert len(lines(sweep / "0" / "episodes.jsonl")) < 200
     for job in ("1", "2"):
         assert read_json(sweep / job / "metrics.json")["status"] == "completed"
     before = {job: {n: (sweep / job / n).read_bytes() for n in RECORDS} for job in ("1", "2")}
@@ -214,8 +214,8 @@ def test_a_scancelled_slurm_job_is_failed_then_run_again_by_the_same_command(tmp
     r = run_cli(*args, cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     again = read_json(sweep / "0" / "metrics.json")
-    assert again["status"] == "completed" and again["episodes"] == 150
-    assert sorted(by_seed(sweep / "0" / "episodes.jsonl")) == list(range(150))
+    assert again["status"] == "completed" and again["episodes"] == 200
+    assert sorted(by_seed(sweep / "0" / "episodes.jsonl")) == list(range(200))
     assert read_json(sweep / "0" / "run.json")["resumed"] == 1
     for job in ("1", "2"):  # completed: no-ops, their records untouched
         assert {n: (sweep / job / n).read_bytes() for n in RECORDS} == before[job]
