@@ -342,7 +342,8 @@ def daf_compare_policies(
     names or mission configs; `overrides`: further config overrides (`statistics.bootstrap_reps=2000`,
     `evaluation.num_envs=4`). Records and tables land in `output_dir` (default: outputs/<date>/<time>-<id>).
     `parallel=True` starts worker processes with `spawn`: a script calling it needs the usual
-    `if __name__ == "__main__":` guard.
+    `if __name__ == "__main__":` guard. A member that fails (a missing checkpoint, a policy that crashes) raises
+    DAFError naming it, after its failure is recorded.
     """
     from daf_hydra.config import validate_seed
 
@@ -358,6 +359,9 @@ def daf_compare_policies(
         return run.analyse()
     try:
         run.evaluate()
+        failed = [f"{o.policy} on {o.mission}: {str(o.error).splitlines()[0]}" for o in run.outcomes if o.error]
+        if failed:  # as loud as the CLI: never a silently smaller comparison (the members' records say why)
+            raise DAFError(f"comparison member(s) failed: {'; '.join(failed)} (records in {run.run_dir})")
         results = run.analyse()
         run.finish()
     except BaseException as exc:

@@ -14,6 +14,7 @@ from daf_hydra.comparison import daf_compare_policies
 from daf_hydra.comparison_stats import ALL_MISSIONS, compare_episodes
 from daf_hydra.policy_entries import PolicyEntry, parse_policies, parse_policy
 from daf_hydra.errors import DAFError
+from daf_hydra.records import read_run
 from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline
 
 FAST = {"bootstrap_reps": 2000, "profile_bootstrap_reps": 500, "bootstrap_seed": 7}
@@ -214,3 +215,14 @@ def test_invalid_settings_fail_before_any_episode(tmp_path):
         daf_run_comparison_pipeline(policies=["random"], missions=["solo_forage"], episodes_per_mission=0,
                                     output_dir=tmp_path)
     assert not (tmp_path / "members").exists()
+
+
+def test_the_python_api_fails_as_loudly_as_the_cli_on_a_member_that_cannot_run(tmp_path):
+    from mettagrid.policy.policy import PolicySpec
+
+    with pytest.raises(DAFError, match=r"lstm\S* on solo_forage: .*model.pt. does not exist") as caught:
+        daf_compare_policies([PolicySpec(class_path="lstm", data_path=str(tmp_path / "ckpt" / "model.pt")),
+                              "random"], ["solo_forage"], episodes_per_mission=2, output_dir=tmp_path / "cmp",
+                             overrides=["mission.max_steps=30"])
+    assert len(str(caught.value).splitlines()) == 1
+    assert read_run(tmp_path / "cmp").metrics["status"] == "failed"  # recorded as failed, never scored
