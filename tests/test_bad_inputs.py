@@ -209,6 +209,8 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
         "compare-significance": (lambda: daf_run_comparison_pipeline(["baseline", "random"], ["training_facility_1"],
                                                                      significance_level=2.0, output_dir=out),
                                  "between 0 and 1"),
+        "compare-mission": (lambda: daf_run_comparison_pipeline(["baseline"], ["nope"], output_dir=out),
+                            "unknown mission 'nope'"),
         "compare-seed": (lambda: daf_run_comparison_pipeline(["baseline", "random"], ["training_facility_1"], seed=-3,
                                                              output_dir=out), ">= 0"),
         "compare-override": (lambda: daf_run_comparison_pipeline(["baseline"], ["training_facility_1"],

@@ -10,7 +10,8 @@ from daf_hydra.errors import DAFError
 PIPELINE_NAMES = ("analyze", "benchmark", "check", "compare", "evaluate", "sweep", "train")
 
 
-def _known_mission(name: str) -> None:
+def known_mission(name: str) -> None:
+    """A mission name the catalog or an installed cogames game can build (DAFError, one line, otherwise)."""
     from daf_hydra.config import COGAMES_PREFIX
     from daf_hydra.missions import catalog_names
 
@@ -55,7 +56,7 @@ def validate_run(cfg: DictConfig) -> None:
 
         for mission in cfg.compare.missions:
             if isinstance(mission, str):
-                _known_mission(mission)
+                known_mission(mission)
     elif name == "analyze":
         validate_analyze(cfg.analyze)
     elif name == "benchmark":

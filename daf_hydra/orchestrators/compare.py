@@ -205,9 +205,12 @@ def daf_run_comparison_pipeline(
     resources.validate()
     cfg = compose_compare_config([*comparison_overrides(config), f"device={device}", *resource_overrides(resources),
                                   *overrides], output_dir)
-    from daf_hydra.orchestrators.checks import validate_run
+    from daf_hydra.orchestrators.checks import known_mission, validate_run
 
     validate_run(cfg)
+    for mission in config.missions:  # names (not mission configs) are checked before any work, as the CLI's
+        if isinstance(mission, str):
+            known_mission(mission)
     return run_comparison_pipeline(cfg, list(config.policies), list(config.missions), Path(cfg.output_dir),
                                    stop_on_failure, config.generate_html_report, config.name)
 
