@@ -21,7 +21,7 @@ from daf_hydra.comparison_stats import (ALL_MISSIONS, ComparisonResults, compare
                                         statistics_settings)
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import policy_name
-from daf_hydra.policy_entries import PolicyEntry, parse_policies, reject_repeats, slug
+from daf_hydra.policy_entries import PolicyEntry, entry_text, parse_policies, reject_repeats, slug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,14 +117,6 @@ def run_member(task: dict[str, Any]) -> MemberOutcome:
         raise
     recorder.complete({**metrics, "objective": metrics["mean_reward"]})
     return MemberOutcome(task["policy"], task["mission"], run_dir, "completed")
-
-
-def entry_text(entry: PolicyEntry) -> str:
-    """An entry as `compare.policies` takes it: its label, with `:<weights>` when it loads weights its label does
-    not name."""
-    if entry.data_path is None or entry.label.endswith(f":{entry.data_path}"):
-        return entry.label
-    return f"{entry.label}:{entry.data_path}"
 
 
 def clear_stale_members(tasks: Sequence[dict[str, Any]]) -> None:
@@ -305,7 +297,7 @@ class ComparisonRun:
 
     def _provenance(self, tables: Any) -> dict[str, Any]:
         from daf_hydra import provenance
-        from daf_hydra.runs import to_container
+        from daf_hydra.compose import to_container
 
         return {
             "run_id": self.recorder.provenance.get("run_id"),

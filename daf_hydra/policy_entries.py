@@ -70,6 +70,14 @@ def _parse_policy_string(text: str) -> PolicyEntry:
     return PolicyEntry(text, text)
 
 
+def entry_text(entry: PolicyEntry) -> str:
+    """An entry as `compare.policies` takes it (the inverse of `parse_policy`): its label, with `:<weights>` when
+    it loads weights its label does not name."""
+    if entry.data_path is None or entry.label.endswith(f":{entry.data_path}"):
+        return entry.label
+    return f"{entry.label}:{entry.data_path}"
+
+
 def reject_repeats(names: list[str], message: str) -> None:
     """One line naming every repeated name: two entries with one label would mix their episodes."""
     repeated = sorted({n for n in names if names.count(n) > 1})

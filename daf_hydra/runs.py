@@ -14,20 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from daf_hydra import provenance
-from daf_hydra.compose import load_mission
+from daf_hydra.compose import load_mission, to_container
 from daf_hydra.config import validate_evaluation, validate_training
 from daf_hydra.device import apply_gpu_memory_fraction, resolve_device
 from daf_hydra.identity import RunIdentity, policy_name, run_identity
 from daf_hydra.errors import DAFError
 from daf_hydra.records import RunRecorder, open_run, summarize_episodes
-
-
-def to_container(cfg: Any) -> dict[str, Any]:
-    """A plain, resolved dict of a config (what run.json records and identity reads)."""
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)  # type: ignore
 
 
 def identity_of(cfg: DictConfig, trained: bool | None = None) -> RunIdentity:

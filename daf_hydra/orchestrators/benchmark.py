@@ -54,7 +54,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     from daf_hydra.comparison import evaluate_members, load_missions, member_signatures, member_tasks, own_policy
     from daf_hydra.policy_entries import PolicyEntry, parse_policies
     from daf_hydra.orchestrators.compare import check_environment, nested_comparison
-    from daf_hydra.runs import identity_of, to_container
+    from daf_hydra.compose import to_container
+    from daf_hydra.runs import identity_of
 
     run_dir = Path(run_dir)
     b: DAFBenchmarkConfig = OmegaConf.to_object(cfg.benchmark)

@@ -45,7 +45,7 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
     statistics recomputed from its records unless `analyse_completed` is false)."""
     from daf_hydra.comparison import ComparisonRun, member_signatures
     from daf_hydra.records import RunConflict
-    from daf_hydra.runs import to_container
+    from daf_hydra.compose import to_container
     from daf_hydra.visualization import daf_export_comparison_html
 
     cfg.compare.workers = DAFConfig(**to_container(cfg.resources)).workers(cfg.compare.workers)

@@ -29,7 +29,8 @@ from daf_hydra.missions import build_env
 from daf_hydra.results import FAILED, PARTIAL, SUCCESS, PipelineResult
 from daf_hydra.identity import policy_name
 from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
-from daf_hydra.runs import evaluate_policy, start_run, to_container, validate_train_run
+from daf_hydra.compose import to_container
+from daf_hydra.runs import evaluate_policy, start_run, validate_train_run
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")

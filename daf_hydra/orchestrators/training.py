@@ -24,7 +24,7 @@ from daf_hydra.config import DAFTrainingConfig, api_config
 from daf_hydra.errors import DAFError
 from daf_hydra.results import FAILED, PipelineResult
 from daf_hydra.orchestrators.stages import check_parallel_stages
-from daf_hydra.orchestrators.train import PIPELINE, train_pipeline, validate_train_run
+from daf_hydra.orchestrators.train import PIPELINE, train_pipeline
 
 log = logging.getLogger(__name__)
 
