@@ -83,6 +83,9 @@ class EvaluationConfig:
     num_envs: int = 8  # episodes played at once; one batched forward pass steps all their agents
     deterministic: bool = False  # argmax instead of sampling for neural policies
     progress: Optional[bool] = None  # progress bar; None: only on a terminal
+    # replays kept, in mettagrid's format (daf_hydra.replays): none | examples (lowest, median, highest episode
+    # per mission) | all; None: examples in pipeline=benchmark, none elsewhere
+    replays: Optional[str] = None
 
 
 @dataclass
@@ -478,6 +481,7 @@ class DAFRunConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+REPLAY_MODES = ("none", "examples", "all")  # evaluation.replays (daf_hydra.replays)
 
 
 def validate_evaluation(cfg: Any) -> None:
@@ -486,6 +490,10 @@ def validate_evaluation(cfg: Any) -> None:
         raise DAFError(f"evaluation.episodes={cfg.episodes} is invalid: it must be a whole number >= 1")
     if cfg.num_envs < 1:
         raise DAFError(f"evaluation.num_envs={cfg.num_envs} is invalid: it must be a whole number >= 1")
+    replays = getattr(cfg, "replays", None)
+    if replays is not None and replays not in REPLAY_MODES:
+        raise DAFError(f"evaluation.replays={replays} is invalid: choose one of {', '.join(REPLAY_MODES)} "
+                       "(or null: examples in pipeline=benchmark, none elsewhere)")
 
 
 def validate_statistics(cfg: Any) -> None:
