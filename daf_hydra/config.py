@@ -84,7 +84,7 @@ class EvaluationConfig:
     deterministic: bool = False  # argmax instead of sampling for neural policies
     progress: Optional[bool] = None  # progress bar; None: only on a terminal
     # replays kept, in mettagrid's format (daf_hydra.replays): none | examples (lowest, median, highest episode
-    # per mission) | all; None: examples in pipeline=benchmark, none elsewhere
+    # per mission) | all; None: examples in pipeline=benchmark and analyze, none elsewhere
     replays: Optional[str] = None
 
 
@@ -181,6 +181,7 @@ class TrainingConfig:
     torch_threads: int = 1  # intra-op threads: 1 is fastest for these small networks (measured: 2 halves SPS)
     checkpoint_interval: int = 50  # updates between checkpoints; one more is written at the end
     resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
+    tensorboard: bool = False  # also write the curve as TensorBoard events (the `tensorboard` extra)
     seed: int = II("seed")
     device: str = II("device")
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
@@ -493,7 +494,7 @@ def validate_evaluation(cfg: Any) -> None:
     replays = getattr(cfg, "replays", None)
     if replays is not None and replays not in REPLAY_MODES:
         raise DAFError(f"evaluation.replays={replays} is invalid: choose one of {', '.join(REPLAY_MODES)} "
-                       "(or null: examples in pipeline=benchmark, none elsewhere)")
+                       "(or null: examples in pipeline=benchmark and analyze, none elsewhere)")
 
 
 def validate_statistics(cfg: Any) -> None:
@@ -616,6 +617,9 @@ def validate_training(t: Any, num_agents: int) -> None:
         _check(t.minibatch_size % t.max_minibatch_size == 0 and t.max_minibatch_size % t.bptt_horizon == 0,
                "max_minibatch_size", t.max_minibatch_size,
                f"it must divide training.minibatch_size={t.minibatch_size} and be a multiple of bptt_horizon")
+    if getattr(t, "tensorboard", False) and find_spec("tensorboard") is None:
+        raise DAFError("training.tensorboard=true needs the tensorboard package, which is not installed: "
+                       "pip install 'daf_hydra[tensorboard]', or training.tensorboard=false")
     _check(math.isfinite(t.learning_rate) and t.learning_rate > 0, "learning_rate", t.learning_rate,
            "it must be > 0 (set it with the top-level shorthand, e.g. lr=0.0003)")
     _check(0 < t.gamma <= 1, "gamma", t.gamma, "it must lie in (0, 1]")

@@ -44,7 +44,7 @@ SECTIONS = {
 NOT_ARM = (
     "seed", "seeds", "lr", "output_dir", "restart", "device", "hydra", "sweep_name", "resources", "policy.name",
     "mission.description",
-    "evaluation.progress", "evaluation.num_envs", "evaluation.replays", "training.seed", "training.device", "training.resume",
+    "evaluation.progress", "evaluation.num_envs", "evaluation.replays", "training.seed", "training.device", "training.resume", "training.tensorboard",
     "training.checkpoint_interval", "training.torch_threads", "training.cpu_offload", "training.compile",
     "training.compile_mode", "training.compile_fullgraph", "training.distributed.timeout_s",
     "training.distributed.backend", "sweep.seed", "sweep.output_root", "sweep.storage", "sweep.sweep_name",

@@ -32,10 +32,10 @@ SUFFIX = ".json.z"
 
 def mode_of(replays: str | None, pipeline: str | None) -> str:
     """The replay mode a run uses: `evaluation.replays` (checked by config.validate_evaluation), else `examples`
-    for the benchmark (its report shows them) and `none` elsewhere."""
+    for the benchmark and the analysis (their reports play them) and `none` elsewhere."""
     if replays is not None:
         return replays
-    return "examples" if pipeline == "benchmark" else "none"
+    return "examples" if pipeline in ("benchmark", "analyze") else "none"
 
 
 def mission_dir(run_dir: str | Path, mission: str) -> Path:
@@ -153,3 +153,32 @@ def player_view(replay: Mapping[str, Any]) -> dict[str, Any]:
     agents.sort(key=lambda a: a["id"])
     width, height = (int(v) for v in replay["map_size"])
     return {"width": width, "height": height, "steps": steps, "walls": walls, "objects": objects, "agents": agents}
+
+
+def examples(run_dirs: Iterable[str | Path], labels: Mapping[str, str] | None = None,
+             role_prefix: str = "") -> list[dict[str, Any]]:
+    """The kept replays of `run_dirs` for a report's player, each as `player_view` plus what it is: `policy`
+    (the run's recorded policy, or `labels[run_dir]`), `mission`, `seed`, `total_reward`, `roles`, `path`. Only
+    replays with a role (examples, failure modes) whose name starts with `role_prefix`; runs without replays give
+    nothing."""
+    from daf_hydra.records import read_run
+
+    out = []
+    for run_dir in map(Path, run_dirs):
+        index = read_index(run_dir)
+        if not index:
+            continue
+        record = read_run(run_dir, with_episodes=False)
+        policy = (labels or {}).get(str(run_dir)) or (record.metrics or {}).get("policy") \
+            or record.provenance.get("identity", {}).get("policy", "")
+        for mission, kept in sorted(index.items()):
+            for entry in kept["episodes"]:
+                roles = [r for r in entry["roles"] if r.startswith(role_prefix)]
+                path = run_dir / entry["path"]
+                if roles and path.is_file():
+                    out.append({"policy": policy, "mission": mission, "seed": entry["seed"],
+                                "total_reward": entry["total_reward"], "roles": roles, "path": str(path),
+                                **player_view(load(path))})
+    rank = {role: i for i, role in enumerate(EXAMPLE_ROLES)}
+    return sorted(out, key=lambda e: (e["policy"], e["mission"], min(rank.get(r, len(rank)) for r in e["roles"]),
+                                      e["roles"], e["seed"]))
