@@ -156,26 +156,27 @@ def player_view(replay: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def examples(run_dirs: Iterable[str | Path], labels: Mapping[str, str] | None = None,
-             role_prefix: str = "") -> list[dict[str, Any]]:
+             unique: bool = False) -> list[dict[str, Any]]:
     """The kept replays of `run_dirs` for a report's player, each as `player_view` plus what it is: `policy`
     (the run's recorded policy, or `labels[run_dir]`), `mission`, `seed`, `total_reward`, `roles`, `path`. Only
-    replays with a role (examples, failure modes) whose name starts with `role_prefix`; runs without replays give
-    nothing."""
-    from daf_hydra.records import read_run
+    replays with a role (examples, failure modes); directories without replays give nothing. `unique`: one per
+    policy, mission and seed (the first run's), when runs played the same episodes (a benchmark's evaluation and
+    its comparison)."""
+    from daf_hydra.records import is_run_dir, read_run
 
-    out = []
+    out, seen = [], set()
     for run_dir in map(Path, run_dirs):
         index = read_index(run_dir)
-        if not index:
+        if not index or not is_run_dir(run_dir):
             continue
         record = read_run(run_dir, with_episodes=False)
         policy = (labels or {}).get(str(run_dir)) or (record.metrics or {}).get("policy") \
             or record.provenance.get("identity", {}).get("policy", "")
         for mission, kept in sorted(index.items()):
             for entry in kept["episodes"]:
-                roles = [r for r in entry["roles"] if r.startswith(role_prefix)]
-                path = run_dir / entry["path"]
-                if roles and path.is_file():
+                roles, path, key = entry["roles"], run_dir / entry["path"], (policy, mission, entry["seed"])
+                if roles and path.is_file() and not (unique and key in seen):
+                    seen.add(key)
                     out.append({"policy": policy, "mission": mission, "seed": entry["seed"],
                                 "total_reward": entry["total_reward"], "roles": roles, "path": str(path),
                                 **player_view(load(path))})

@@ -49,6 +49,8 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "num-envs-zero": (["evaluation.num_envs=0"], ">= 1"),
     "eval-seed-negative": (["evaluation.seed=-5"], ">= 0"),
     "deterministic-type": (["evaluation.deterministic=maybe"], "evaluation.deterministic"),
+    "replays-sometimes": (["evaluation.replays=sometimes"], "none, examples, all"),
+    "replays-in-benchmark": (["pipeline=benchmark", "evaluation.replays=some"], "none, examples, all"),
     # seeds, device
     "seeds-negative": (["seeds=[0,-2]"], ">= 0"),
     "seeds-empty": (["seeds=[]"], "at least one"),

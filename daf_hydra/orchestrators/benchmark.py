@@ -115,7 +115,7 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         return candidates()[b.policies.index(b.deploy_policy or b.policies[0])]
 
     def compare() -> dict[str, Any]:
-        compared = nested_comparison(cfg, [*candidates(), *plan["baselines"]], plan["missions"],
+        compared = nested_comparison(base, [*candidates(), *plan["baselines"]], plan["missions"],
                                      run_dir / COMPARISON_DIR, episodes=b.episodes_per_mission,
                                      parallel=b.parallel_evaluation, stop_on_failure=stages.stop_on_failure)
         if compared.status == FAILED:
@@ -135,7 +135,8 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
             stages.result.stages, evaluation_table(outputs["evaluation"]), outputs.get("comparison_results"),
             training_curves([Path(sub.output_dir) for sub in plan["trainings"].values()]), run_dir / REPORT_FILE,
             b.name or f"Benchmark: {', '.join(b.policies)} on {', '.join(b.missions)}",
-            replays.examples(outputs["evaluation_runs"]))
+            replays.examples([*outputs["evaluation_runs"], *sorted((run_dir / COMPARISON_DIR).glob("*/*"))],
+                             unique=True))
         return {"report": str(path)}
 
     def package() -> dict[str, Any]:
