@@ -78,7 +78,7 @@ def member_tasks(
 
 def own_policy(cfg: "DictConfig", entry: PolicyEntry) -> PolicyEntry:
     """`entry`, with the run's own `policy.kwargs` when it plays the run's own policy (the same name and weights):
-    `policy=daf_lstm policy.kwargs.hidden_size=32` reaches the members (and trainings) of daf_lstm, as `mission.*`
+    `policy=lstm policy.kwargs.hidden_size=32` reaches the members (and trainings) of lstm, as `mission.*`
     overrides reach the run's own mission."""
     from omegaconf import OmegaConf
 

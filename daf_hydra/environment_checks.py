@@ -131,7 +131,7 @@ def check_output_dir(path: Path, min_free_gb: float = MIN_FREE_GB) -> Environmen
 
 def daf_check_environment(
     missions: Iterable[Any] | None = None,
-    policies: Iterable[str] = ("baseline", "random", "noop", "lstm", "stateless"),
+    policies: Iterable[str] = ("baseline", "random", "noop", "lstm", "mlp", "mettagrid_lstm", "stateless"),
     output_dir: str | Path = "outputs",
     device: str = "auto",
 ) -> EnvironmentCheckResult:

@@ -42,7 +42,7 @@ def _lstm_weights(tmp_path):
     from daf_hydra.missions import build_env
 
     pei = PolicyEnvInterface.from_mg_cfg(build_env(load_mission("training_facility_1")))
-    policy = loading.instantiate(loading.resolve("lstm"), pei)
+    policy = loading.instantiate(loading.resolve("mettagrid_lstm"), pei)
     with torch.no_grad():
         for p in policy.network().parameters():
             p.fill_(0.01)
@@ -58,8 +58,8 @@ def test_data_path_and_bundle_directory_load_the_same_weights(tmp_path):
     (bundle / "weights.pt").write_bytes(path.read_bytes())
     (bundle / "policy_spec.json").write_text(json.dumps(
         {"class_path": "mettagrid.policy.lstm.LSTMPolicy", "data_path": "weights.pt", "init_kwargs": {}}))
-    for resolved in (loading.resolve("lstm", str(path)), loading.resolve(str(bundle)),
-                     loading.resolve("lstm", str(bundle))):
+    for resolved in (loading.resolve("mettagrid_lstm", str(path)), loading.resolve(str(bundle)),
+                     loading.resolve("mettagrid_lstm", str(bundle))):
         loaded = loading.instantiate(resolved, pei)
         for a, b in zip(policy.network().state_dict().values(), loaded.network().state_dict().values()):
             assert torch.equal(a, b)
@@ -71,7 +71,7 @@ def test_ddp_prefixed_checkpoints_load(tmp_path):
     pei, policy, path = _lstm_weights(tmp_path)
     prefixed = tmp_path / "ddp.pt"
     torch.save({f"module.{k}": v for k, v in policy.network().state_dict().items()}, prefixed)
-    loaded = loading.instantiate(loading.resolve("lstm", str(prefixed)), pei)
+    loaded = loading.instantiate(loading.resolve("mettagrid_lstm", str(prefixed)), pei)
     assert all(torch.equal(a, b) for a, b in zip(policy.network().parameters(), loaded.network().parameters()))
 
 
@@ -80,7 +80,7 @@ def test_a_checkpoint_carrying_code_is_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"obj": subprocess.Popen}, evil)  # needs unpickling of arbitrary objects
     with pytest.raises(DAFError, match="corrupt or not a weights file"):
-        loading.instantiate(loading.resolve("lstm", str(evil)), pei)
+        loading.instantiate(loading.resolve("mettagrid_lstm", str(evil)), pei)
 
 
 def test_neural_evaluation_feeds_the_training_encoding(tmp_path):

@@ -17,7 +17,7 @@ def run_check(cfg: DictConfig, run_dir: Path) -> float:
     missions = [load_mission(name) for name in catalog_names()]
     if cfg.mission.name not in catalog_names():
         missions.append(cfg.mission)
-    policies = sorted({"baseline", "random", "noop", "lstm", "stateless", cfg.policy.class_path})
+    policies = sorted({"baseline", "random", "noop", "lstm", "mlp", "mettagrid_lstm", "stateless", cfg.policy.class_path})
     result = daf_check_environment(missions=missions, policies=policies, output_dir=run_dir, device=cfg.device)
     print("Missions:")
     for m in missions:

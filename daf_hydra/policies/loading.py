@@ -1,7 +1,7 @@
 """Turn a `PolicyConfig` into a live mettagrid `MultiAgentPolicy`.
 
 Accepted forms of `policy.class_path`: our short names (`baseline`), any short name mettagrid or cogames register
-(`random`, `lstm`, `stateless`, ...), an importable class path of a `MultiAgentPolicy` or of an `AgentPolicy` (wrapped
+(`random`, `mettagrid_lstm`, `stateless`, ...), an importable class path of a `MultiAgentPolicy` or of an `AgentPolicy` (wrapped
 per agent), or a bundle directory with `policy_spec.json` as cogames writes it. `policy.data_path` may be a weights
 file or a bundle directory. Weights are read with `torch.load(weights_only=True)`: a checkpoint can carry tensors,
 never code.
@@ -22,14 +22,14 @@ POLICY_SPEC_FILENAME = "policy_spec.json"
 # (about 1.5 s): our own policies and mettagrid's common ones.
 OWN_POLICIES = {
     "baseline": "daf_hydra.policies.baseline.BaselinePolicy",
-    "daf_lstm": "daf_hydra.policies.networks.TokenLSTMPolicy",
-    "daf_mlp": "daf_hydra.policies.networks.TokenMLPPolicy",
+    "lstm": "daf_hydra.policies.networks.TokenLSTMPolicy",
+    "mlp": "daf_hydra.policies.networks.TokenMLPPolicy",
 }
 BUILTIN_POLICIES = {
     **OWN_POLICIES,
     "random": "mettagrid.policy.random_agent.RandomMultiAgentPolicy",
     "noop": "mettagrid.policy.noop.NoopPolicy",
-    "lstm": "mettagrid.policy.lstm.LSTMPolicy",
+    "mettagrid_lstm": "mettagrid.policy.lstm.LSTMPolicy",
     "stateless": "mettagrid.policy.stateless.StatelessPolicy",
 }
 
@@ -94,7 +94,7 @@ def known_short_names() -> list[str]:
     from mettagrid.policy.policy_registry import get_policy_registry
 
     discover_and_register_policies()
-    return sorted({*OWN_POLICIES, *get_policy_registry()})
+    return sorted({*BUILTIN_POLICIES, *get_policy_registry()})
 
 
 def import_policy_class(class_path: str) -> type:
