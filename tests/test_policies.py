@@ -124,3 +124,101 @@ cli()
     metrics = json.loads((tmp_path / "cg" / "metrics.json").read_text())
     assert metrics["mission"] == "cogames:testgame.tiny" and metrics["episodes"] == 2
     assert metrics["mean_steps"] == 77
+
+
+# --- one meaning per policy name (issue 15) ---------------------------------------------------------------------
+
+TINY_TRAIN = ["pipeline=train", "mission=training_facility_1", "mission.max_steps=40", "training.num_envs=4",
+              "training.bptt_horizon=8", "training.minibatch_size=128", "training.update_epochs=1",
+              "training.total_steps=256", "evaluation.episodes=1"]
+TINY_EVAL = ["pipeline=evaluate", "mission=training_facility_1", "mission.max_steps=40", "evaluation.episodes=2"]
+
+
+def _pei():
+    from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+
+    from daf_hydra.compose import load_mission
+    from daf_hydra.missions import build_env
+
+    return PolicyEnvInterface.from_mg_cfg(build_env(load_mission("training_facility_1")))
+
+
+def test_every_policy_option_is_listed_once_with_its_class_and_whether_it_trains():
+    """conf/policy, the catalog (what pipeline=check prints), and what each class really is agree."""
+    from daf_hydra.config import group_options
+
+    assert sorted(group_options("policy")) == sorted(loading.BUILTIN_POLICIES)
+    pei = _pei()
+    for info in loading.POLICIES:
+        cfg = compose_config([f"policy={info.name}"])
+        assert loading.resolve(cfg.policy.class_path).class_path == info.class_path
+        policy = loading.instantiate(loading.resolve(info.name), pei)
+        assert (policy.network() is not None) == info.trainable, info.name
+    assert loading.resolve("lstm").class_path.endswith("TokenLSTMPolicy")  # ours: the one that learns here
+    assert loading.resolve("mettagrid_lstm").class_path == "mettagrid.policy.lstm.LSTMPolicy"
+
+
+def test_readme_config_reference_and_check_list_the_same_policies(cli):
+    from conftest import ROOT
+
+    rows = [p.row() for p in loading.POLICIES]
+    for doc in ("README.md", "docs/config-reference.md"):
+        text = (ROOT / doc).read_text()
+        assert "\n".join([loading.POLICY_TABLE_HEADER, *rows]) in text, doc
+    r = cli("pipeline=check", "hydra.run.dir=check", timeout=300)
+    assert r.returncode == 0, r.stderr
+    listed = r.stdout.split("Policies")[1].split("Checks:")[0].splitlines()[1:]
+    assert [line.split()[:3] for line in listed] == [[p.name, p.kind, f"{p.class_path}:"] for p in loading.POLICIES]
+
+
+@pytest.mark.parametrize("old,new", [("daf_lstm", "lstm"), ("daf_mlp", "mlp")])
+def test_old_names_are_refused_in_one_line_naming_the_new_one(old, new):
+    from daf_hydra.run import check_command_line
+
+    for args in ([f"policy={old}"], [f"policy.class_path={old}"]):
+        with pytest.raises(DAFError, match=f"policy {old} is now called {new}: use policy={new}"):
+            check_command_line([*args, "pipeline=evaluate"]) if args[0].startswith("policy=") else \
+                loading.resolve(old)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """A real checkpoint bundle of each of our networks, written by a (tiny) real training."""
+    from conftest import run_cli
+
+    root = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for name in ("lstm", "mlp"):
+        r = run_cli(*TINY_TRAIN, f"policy={name}", f"hydra.run.dir={name}", cwd=root, timeout=600)
+        assert r.returncode == 0, r.stderr
+        out[name] = max((root / name / "checkpoints").glob("update_*"))
+    return root, out
+
+
+def _one_line_error(r) -> str:
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_bundle_loads_under_the_policy_that_trained_it_and_another_policy_is_one_line(bundles):
+    from conftest import read_json, run_cli
+
+    root, bundle = bundles
+    assert read_json(bundle["lstm"] / loading.POLICY_SPEC_FILENAME)["class_path"].endswith("TokenLSTMPolicy")
+    r = run_cli(*TINY_EVAL, "policy=lstm", f"policy.data_path={bundle['lstm']}", "hydra.run.dir=ok", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert read_json(root / "ok" / "metrics.json")["episodes"] == 2
+    # the weights file inside a bundle is the bundle
+    r = run_cli(*TINY_EVAL, "policy=lstm", f"policy.data_path={bundle['lstm'] / 'weights.pt'}", "hydra.run.dir=w",
+                cwd=root)
+    assert r.returncode == 0, r.stderr
+    for asked, held in (("lstm", "mlp"), ("mettagrid_lstm", "lstm"), ("mlp", "lstm")):
+        r = run_cli(*TINY_EVAL, f"policy={asked}", f"policy.data_path={bundle[held]}", f"hydra.run.dir=bad-{asked}",
+                    cwd=root)
+        line = _one_line_error(r)
+        assert f"holds a {held} checkpoint" in line and f"the policy is {asked}" in line and f"policy={held}" in line
+        assert not (root / f"bad-{asked}" / "metrics.json").exists() or \
+            read_json(root / f"bad-{asked}" / "metrics.json").get("status") != "completed"

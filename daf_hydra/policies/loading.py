@@ -29,8 +29,16 @@ class PolicyInfo:
     trainable: bool  # has a network PPO trains; fixed otherwise
     what: str
 
-    def line(self) -> str:
-        return f"{self.name}: {self.class_path}, {'trainable' if self.trainable else 'fixed'}: {self.what}"
+    @property
+    def kind(self) -> str:
+        return "trainable" if self.trainable else "fixed"
+
+    def row(self) -> str:
+        """Its row of the policy table in README.md and docs/config-reference.md."""
+        return f"| `{self.name}` | {self.kind} | `{self.class_path}` | {self.what} |"
+
+
+POLICY_TABLE_HEADER = "| policy | kind | class | what it is |\n|---|---|---|---|"
 
 
 # Every conf/policy option, resolved without mettagrid's discovery (which imports every policy module of mettagrid
@@ -42,7 +50,7 @@ POLICIES = (
     PolicyInfo("mlp", "daf_hydra.policies.networks.TokenMLPPolicy", True,
                "daf_hydra's feed-forward network over observation tokens, no memory"),
     PolicyInfo("mettagrid_lstm", "mettagrid.policy.lstm.LSTMPolicy", True,
-               "mettagrid's LSTM network (learns slowly here)"),
+               "mettagrid's LSTM network (below `random` here after 600k steps)"),
     PolicyInfo("stateless", "mettagrid.policy.stateless.StatelessPolicy", True, "mettagrid's feed-forward network"),
     PolicyInfo("baseline", "daf_hydra.policies.baseline.BaselinePolicy", False,
                "scripted: reads its observation and works the resource chain"),
@@ -98,7 +106,7 @@ def resolve(class_path: str, data_path: str | None = None, kwargs: dict[str, Any
     A bundle's `init_kwargs` win over `kwargs`: they describe the network its weights fit (a policy group's
     default `hidden_size` must not break loading a checkpoint trained with another)."""
     kwargs = dict(kwargs or {})
-    if Path(class_path).is_dir():
+    if class_path not in BUILTIN_POLICIES and Path(class_path).is_dir():  # a name wins over a directory of it
         bundle = read_bundle(Path(class_path))
         return ResolvedPolicy(bundle.class_path, data_path or bundle.data_path, {**kwargs, **bundle.kwargs})
     if data_path and Path(data_path).is_dir():
