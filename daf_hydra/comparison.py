@@ -21,7 +21,7 @@ from daf_hydra.comparison_stats import (ALL_MISSIONS, ComparisonResults, compare
                                         statistics_settings)
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import policy_name
-from daf_hydra.policy_entries import PolicyEntry, entry_text, parse_policies, reject_repeats, slug
+from daf_hydra.policy_entries import PolicyEntry, entry_text, mark_untrained, parse_policies, reject_repeats, slug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -212,6 +212,7 @@ class ComparisonRun:
             self.missions = load_missions(missions, cfg.mission)
             cfg.compare.policies = [entry_text(e) for e in self.entries]
             cfg.compare.missions = [str(m.name) for m in self.missions]
+            self.entries = [mark_untrained(own_policy(cfg, e)) for e in self.entries]
             validate_compare(cfg.compare)
             self.tasks = member_tasks(cfg, self.entries, self.missions, self.run_dir)
         except BaseException as exc:

@@ -222,3 +222,30 @@ def test_a_bundle_loads_under_the_policy_that_trained_it_and_another_policy_is_o
         assert f"holds a {held} checkpoint" in line and f"the policy is {asked}" in line and f"policy={held}" in line
         assert not (root / f"bad-{asked}" / "metrics.json").exists() or \
             read_json(root / f"bad-{asked}" / "metrics.json").get("status") != "completed"
+
+
+def test_an_untrained_network_is_marked_in_console_lines_tables_and_its_deployment_package(cli, tmp_path):
+    """Compared without weights, `lstm` plays as initialised: every line and table naming it says "(untrained)";
+    a trained one (weights given) and a fixed policy are not marked."""
+    from conftest import read_json
+
+    r = cli("pipeline=compare", "compare.policies=[lstm,baseline]", "compare.episodes_per_mission=2",
+            "mission=solo_forage", "mission.max_steps=30", "compare.missions=[solo_forage]", "hydra.run.dir=cmp",
+            timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "lstm (untrained)" in r.stdout
+    compared = read_json(tmp_path / "cmp" / "metrics.json")
+    assert compared["policies"] == ["lstm (untrained)", "baseline"]
+    r = cli(*TINY_EVAL, "policy=lstm", "hydra.run.dir=one", timeout=300)
+    assert r.returncode == 0 and "lstm (untrained)" in r.stdout, r.stdout + r.stderr
+
+    from daf_hydra.compose import load_mission
+    from daf_hydra.deployment import NOTICE_FILE, daf_create_deployment_package
+
+    mission = load_mission("solo_forage")
+    package = daf_create_deployment_package("lstm", tmp_path / "dep", mission=mission, config={}, evaluation={})
+    assert package.untrained and "untrained network" in (package.directory / NOTICE_FILE).read_text()
+    fixed = daf_create_deployment_package("baseline", tmp_path / "dep", mission=mission, config={}, evaluation={})
+    assert not fixed.untrained and not (fixed.directory / NOTICE_FILE).exists()
+    assert loading.untrained_network("lstm", None) and not loading.untrained_network("lstm", "w.pt")
+    assert not loading.untrained_network("random", None)

@@ -71,6 +71,18 @@ def check_not_renamed(name: str) -> None:
                        "(mettagrid's LSTM is mettagrid_lstm)")
 
 
+UNTRAINED = " (untrained)"
+
+
+def untrained_network(class_path: str, data_path: str | None) -> bool:
+    """A trainable catalog policy given without weights: it plays (or ships) as initialised, which its label
+    must say (a comparison of it is no evidence about what training reaches)."""
+    if data_path or (class_path not in BUILTIN_POLICIES and Path(str(class_path)).is_dir()):
+        return False
+    full = BUILTIN_POLICIES.get(class_path, class_path)
+    return any(p.trainable and p.class_path == full for p in POLICIES)
+
+
 def short_name(class_path: str) -> str:
     """A class path by its conf/policy name when it has one."""
     return next((p.name for p in POLICIES if p.class_path == class_path), class_path)
