@@ -49,10 +49,10 @@ def test_compare_members_are_the_cli_runs_of_the_users_overrides(cli, tmp_path):
     assert compared["policies"] == ["mlp", "baseline"]
     assert compared["missions"] == ["solo_forage", "training_facility_1"]
     members = _members(run)
-    assert sorted(members) == ["p0-mlp__solo_forage", "p0-mlp__training_facility_1",
+    assert sorted(members) == ["p0-mlp_untrained__solo_forage", "p0-mlp_untrained__training_facility_1",
                                "p1-baseline__solo_forage", "p1-baseline__training_facility_1"]
     for name, record in members.items():
-        policy, mission = name.split("-", 1)[1].split("__")
+        policy, mission = name.split("-", 1)[1].replace("_untrained__", "__").split("__")
         config = record["config"]
         # mission.* overrides reach the missions of the run's mission name; the others are the catalog's
         assert config["mission"]["max_steps"] == (30 if mission == "solo_forage" else 300)
