@@ -149,7 +149,7 @@ class TrainingConfig:
 
     missions: Optional[List[str]] = None  # trained on, rotated per episode; None: the run's `mission`
     eval_missions: Optional[List[str]] = None  # evaluated after training; None: the training missions
-    total_steps: int = 50_000  # agent steps: a quick first training (real runs set more)
+    total_steps: int = 150_000  # agent steps: lstm then beats random on training_facility_1 (README)
     num_envs: int = 32  # environments stepped together (Serial backend: one process)
     bptt_horizon: int = 16  # steps per segment: the LSTM's unroll length and the advantage horizon
     minibatch_size: int = 512  # agent steps per gradient step: a multiple of bptt_horizon dividing the batch
@@ -241,10 +241,10 @@ class DAFBenchmarkConfig:
     of each trainable policy given without weights, evaluation on every mission, comparison with the baselines,
     report, deployment package of `deploy_policy`.
 
-    Policies are entries as `compare.policies` takes them: a conf/policy name (`daf_lstm`, `lstm`), a registered
+    Policies are entries as `compare.policies` takes them: a conf/policy name (`lstm`, `mettagrid_lstm`), a registered
     short name or class path, a bundle directory, or `name:checkpoint`."""
 
-    policies: List[str] = field(default_factory=lambda: ["daf_lstm"])
+    policies: List[str] = field(default_factory=lambda: ["lstm"])
     missions: List[str] = field(default_factory=lambda: ["training_facility_1"])
     episodes_per_mission: int = 20  # evaluation and comparison, seeds seed..seed+n-1
     baselines: List[str] = field(default_factory=lambda: ["baseline", "random"])
@@ -260,7 +260,7 @@ class DAFBenchmarkConfig:
         for key in ("policies", "missions"):
             if not getattr(self, key):
                 raise DAFError(f"benchmark.{key} is empty: list at least one, e.g. benchmark.{key}="
-                               + ("[daf_lstm]" if key == "policies" else "[training_facility_1]"))
+                               + ("[lstm]" if key == "policies" else "[training_facility_1]"))
         if self.train_missions is not None and not self.train_missions:
             raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first one")
         if self.episodes_per_mission < 1:
@@ -665,7 +665,7 @@ class DAFTrainingConfig(TrainingConfig):
     seed: int = 0
     device: str = "auto"
     resume: bool = False  # continue from output_dir's last checkpoint
-    policy_class_path: str = "daf_lstm"  # a conf/policy name, a registered short name, a class path or a bundle
+    policy_class_path: str = "lstm"  # a conf/policy name, a registered short name, a class path or a bundle
     num_training_steps: Optional[int] = None  # agent steps (the documents' name for total_steps)
     eval_episodes: Optional[int] = None  # per evaluation mission; None: conf/evaluation/default.yaml's episodes
     policy_data_path: Optional[str] = None  # initial weights (fine-tuning)
@@ -677,7 +677,7 @@ class DAFTrainingConfig(TrainingConfig):
         """Reject values no run could use, with the field and what is valid (DAFError), before any work. PPO's
         settings are checked where the CLI checks them, once composed (`validate_train_run`)."""
         if not self.policy_class_path:
-            raise DAFError("policy_class_path is empty: give a policy name (daf_lstm, lstm, ...), a class path "
+            raise DAFError("policy_class_path is empty: give a policy name (lstm, mlp, ...), a class path "
                            "or a bundle directory")
         if not self.missions:
             raise DAFError("missions is empty: list at least one mission, e.g. ['training_facility_1']")

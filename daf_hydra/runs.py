@@ -92,7 +92,10 @@ def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None =
 
     validate_evaluation(cfg.evaluation)
     seed_everything(int(cfg.seed))
-    name = name or policy_name(to_container(cfg.policy))
+    if name is None:
+        name = policy_name(to_container(cfg.policy))
+        if not trained and loading.untrained_network(cfg.policy.class_path, cfg.policy.data_path):
+            name += loading.UNTRAINED
     env_cfg = build_env(cfg.mission)
     policy = LoadedPolicy(name, loading.resolve(cfg.policy.class_path, cfg.policy.data_path,
                                                 dict(cfg.policy.kwargs)), device)

@@ -317,7 +317,7 @@ def train(
         network = policy.network()
         if network is None or not hasattr(network, "forward_eval"):
             raise DAFError(f"policy {resolved.class_path!r} has no trainable network: "
-                           "train a neural policy such as daf_lstm, daf_mlp, lstm or stateless")
+                           "train a neural policy such as lstm, mlp, mettagrid_lstm or stateless")
         use_rnn = bool(getattr(policy, "is_recurrent", lambda: False)())
 
         start = latest_checkpoint(run_dir) if t.resume else None

@@ -35,6 +35,7 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     # policy
     "policy-nope": (["policy=nope"], "baseline"),
     "policy-key": (["policy.nope=1"], "class_path"),
+    "policy-old-name": (["policy=daf_lstm"], "now called lstm"),
     # mission
     "mission-nope": (["mission=nope"], "training_facility_1"),
     "mission-agents": (["mission.num_agents=0"], ">= 1"),
