@@ -4,7 +4,7 @@ losses, entropy, learning rate, SPS) also as TensorBoard scalars, at its agent s
 
 The events go next to curve.jsonl, into `tensorboard/<label>/` of the run, so `tensorboard --logdir multirun/`
 lists every run of a multirun under its label: the policy's name (identity.run_identity) plus `key=value` for
-each setting of its arm the job's command line set, and the seed when it was set (`daf_lstm lr=0.001 seed=1`),
+each setting of its arm the job's command line set, and the seed when it was set (`lstm lr=0.001 seed=1`),
 which is what tells the jobs of a multirun apart. torch's SummaryWriter writes them (it needs the `tensorboard`
 package: the optional extra, checked with the training settings before any work).
 """

@@ -18,14 +18,14 @@ def test_a_multiruns_trainings_write_their_curves_as_events_under_their_labels(t
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     sweep = tmp_path / "multirun"
-    r = subprocess.run([sys.executable, "-m", "daf_hydra.run", "-m", "pipeline=train", "policy=daf_mlp",
+    r = subprocess.run([sys.executable, "-m", "daf_hydra.run", "-m", "pipeline=train", "policy=mlp",
                         "training.total_steps=8000", "training.tensorboard=true", "evaluation.episodes=1",
                         "mission.max_steps=50", "lr=1e-3,3e-3", f"hydra.sweep.dir={sweep}"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     for job, lr in (("0", "0.001"), ("1", "0.003")):
         (events_dir,) = (sweep / job / "tensorboard").iterdir()  # one run per training, named by its label
-        assert events_dir.name.startswith("daf_mlp ") and f"lr={lr}" in events_dir.name.split()
+        assert events_dir.name.startswith("mlp ") and f"lr={lr}" in events_dir.name.split()
         acc = EventAccumulator(str(events_dir))
         acc.Reload()
         tags = set(acc.Tags()["scalars"])
@@ -46,7 +46,7 @@ def test_asked_for_without_the_package_is_refused_in_one_line(monkeypatch):
     from daf_hydra.runs import validate_train_run
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)
-    cfg = compose_config(["pipeline=train", "policy=daf_mlp", "training.tensorboard=true"], None)
+    cfg = compose_config(["pipeline=train", "policy=mlp", "training.tensorboard=true"], None)
     with pytest.raises(DAFError) as err:
         validate_train_run(cfg)
     message = str(err.value)
