@@ -474,7 +474,7 @@ class DistributedTrainingJob:
         queued = slurm_jobs.queue([self.job_id]).get(self.job_id)
         if queued is None:  # ended; "COMPLETING" while accounting has not caught up
             return slurm_jobs.accounted_state(self.job_id) or "COMPLETING", ""
-        if queued.state == "PENDING" and self._refused is None:
+        if queued.state == "PENDING" and self._refused is None and slurm_jobs.may_never_start(queued.reason):
             reason = slurm_jobs.unschedulable_reason(self.job_id)
             if reason is not None:
                 self._refused = f"{reason}: cancelled"

@@ -42,10 +42,14 @@ from daf_hydra.records import record_outside_failure
 log = logging.getLogger(__name__)
 
 POLL_S = 2.0  # how often squeue is asked while jobs run
+ACCOUNTING_WAIT_S = 10.0  # how long an ended job's final state may take to reach accounting (sacct)
 PROGRESS_EVERY_S = 30.0  # a line per running job at least this often (plain output)
 # what a job asks, named in a refusal (the launcher's own parameter names)
 REQUEST_KEYS = ("partition", "nodes", "tasks_per_node", "cpus_per_task", "mem_gb", "gpus_per_node", "gres",
                 "constraint", "account", "qos", "timeout_min")
+
+
+ACTIVE_OR_UNKNOWN = {None, *slurm_jobs.ACTIVE}
 
 
 class JobNeverRan(DAFError, CompactHydraException):
@@ -147,7 +151,7 @@ class _Watch:
         self.began = time.monotonic()
         self.refused: dict[str, str] = {}
         self.shown: dict[str, tuple[str, str]] = {}
-        self.ended: dict[str, str] = {}  # final states, asked of accounting once
+        self.ended: dict[str, str] = {}  # final states, from accounting
         self.last_lines = 0.0
 
     def run(self) -> dict[str, str]:
@@ -165,12 +169,17 @@ class _Watch:
         while True:
             listed = slurm_jobs.queue([job.job_id for job in self.jobs])
             for job_id, queued in listed.items():
-                if job_id in self.labels and job_id not in self.refused and queued.state == "PENDING":
+                if (job_id in self.labels and job_id not in self.refused and queued.state == "PENDING"
+                        and slurm_jobs.may_never_start(queued.reason)):
                     self._refuse_if_unschedulable(job_id)
             show(listed)
             if all(job.job_id not in listed or job.job_id in self.refused for job in self.jobs):
-                return
+                break
             time.sleep(POLL_S)
+        settle = time.monotonic() + ACCOUNTING_WAIT_S  # show how each job ended, once accounting knows
+        while any(self._state(job.job_id, {})[0] == "COMPLETING" for job in self.jobs) and time.monotonic() < settle:
+            time.sleep(0.5)
+        show({})
 
     def _refuse_if_unschedulable(self, job_id: str) -> None:
         reason = slurm_jobs.unschedulable_reason(job_id)
@@ -185,10 +194,10 @@ class _Watch:
         queued = listed.get(job_id)
         if job_id in self.refused:
             return "CANCELLED", "can never start", ""
-        if queued is None:
-            if job_id not in self.ended:
-                self.ended[job_id] = slurm_jobs.accounted_state(job_id) or "ENDED"
-            return self.ended[job_id], "", ""
+        if queued is None:  # ended: COMPLETING until accounting has its final state
+            if job_id not in self.ended and (state := slurm_jobs.accounted_state(job_id)) not in ACTIVE_OR_UNKNOWN:
+                self.ended[job_id] = state
+            return self.ended.get(job_id, "COMPLETING"), "", ""
         waited = _clock(time.monotonic() - self.began)
         reason = "" if queued.reason == "None" else queued.reason
         return queued.state, reason, queued.elapsed if queued.state != "PENDING" else waited

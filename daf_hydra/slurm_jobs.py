@@ -66,6 +66,13 @@ def cancel(job_id: str) -> None:
     _run(["scancel", str(job_id)])
 
 
+def may_never_start(reason: str) -> bool:
+    """Whether squeue's pending reason is one that may never clear (worth asking unschedulable_reason): cheap, so a
+    launcher watching many jobs asks scontrol only about these."""
+    reason = reason.split(",")[0]
+    return reason in NEVER_CLEARS or bool(PER_JOB_LIMIT.match(reason))
+
+
 def unschedulable_reason(job_id: str) -> Optional[str]:
     """None, or one line saying why pending job `job_id` can never start on this cluster, naming what it asks and
     what the cluster allows (`job 42 asks 2 nodes; partition debug allows 1 (PartitionNodeLimit)`)."""
@@ -74,7 +81,7 @@ def unschedulable_reason(job_id: str) -> Optional[str]:
         return None
     j = job[0]
     reason = j.get("Reason", "None").split(",")[0]
-    if reason not in NEVER_CLEARS and not PER_JOB_LIMIT.match(reason):
+    if not may_never_start(reason):
         return None
     name = j.get("Partition", "")
     part = (_show("partition", name) or [{}])[0]
