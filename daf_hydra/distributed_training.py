@@ -540,7 +540,7 @@ class DistributedTrainingJob:
         self._shown = (state, now)
         minutes, seconds = divmod(int(now - self._began), 60)
         parts = [f"{state}{f' ({reason})' if reason else ''}, {minutes}:{seconds:02d}"]
-        ranks = len(read_memory(self.run_dir))
+        ranks = len(read_memory(self.run_dir)) if state == "RUNNING" else 0
         if ranks:
             parts.append(f"{ranks}/{self.world} ranks up")
         curve = self.run_dir / CURVE_FILE

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,9 +48,7 @@ PROGRESS_EVERY_S = 30.0  # a line per running job at least this often (plain out
 # what a job asks, named in a refusal (the launcher's own parameter names)
 REQUEST_KEYS = ("partition", "nodes", "tasks_per_node", "cpus_per_task", "mem_gb", "gpus_per_node", "gres",
                 "constraint", "account", "qos", "timeout_min")
-
-
-ACTIVE_OR_UNKNOWN = {None, *slurm_jobs.ACTIVE}
+ACTIVE_OR_UNKNOWN = {None, *slurm_jobs.ACTIVE}  # accounting's states of a job that has not ended (as far as it knows)
 
 
 class JobNeverRan(DAFError, CompactHydraException):
@@ -167,7 +166,11 @@ class _Watch:
 
     def _loop(self, show: Any) -> None:
         while True:
-            listed = slurm_jobs.queue([job.job_id for job in self.jobs])
+            try:
+                listed = slurm_jobs.queue([job.job_id for job in self.jobs])
+            except (RuntimeError, subprocess.SubprocessError) as exc:  # the launch goes on, as submitit's waits do
+                log.warning(f"no more SLURM progress lines: {exc}")
+                return
             for job_id, queued in listed.items():
                 if (job_id in self.labels and job_id not in self.refused and queued.state == "PENDING"
                         and slurm_jobs.may_never_start(queued.reason)):
