@@ -15,7 +15,8 @@ DistributedDataParallel, which broadcasts rank 0's initial weights and averages 
 pass, so all ranks hold the same weights throughout (checked at the end: the ranks' weight digests must agree).
 Rank 0 runs the whole train pipeline (environment check, records, checkpoints, evaluation); ranks > 0 only train
 and write nothing but a small memory file (`.distributed/rank_<r>.json`, read by `monitor_memory`). metrics.json's
-`training` holds every rank's steps and throughput and their sums (`ranks`, `total_agent_steps`, `total_sps`).
+`training` counts what all ranks trained (`agent_steps`, `sps`: sums over ranks, so "trained N agent steps" is the
+training's size) and holds each rank's own numbers under `ranks`; curve.jsonl is rank 0's.
 
 Where the ranks come from:
 - inside a SLURM job of `nodes x tasks_per_node` tasks (`hydra/launcher=slurm` takes its nodes and tasks from
@@ -48,8 +49,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from daf_hydra import slurm_jobs
 from daf_hydra.errors import DAFError
-from daf_hydra.records import METRICS_FILE, record_outside_failure
+from daf_hydra.records import CURVE_FILE, METRICS_FILE, read_jsonl, record_outside_failure
 from daf_hydra.runs import missions_of, validate_train_run
 from daf_hydra.training import TrainingResult
 
@@ -58,8 +60,11 @@ log = logging.getLogger(__name__)
 RANKS_DIR = ".distributed"  # per-rank memory files (hidden: not run records)
 MEMORY_EVERY_S = 2.0
 BACKENDS = ("slurm", "local")
-SLURM_ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
+# What DistributedTrainingJob.status() returns (the documented states; SLURM's many states map onto them).
+STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+SLURM_QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 SLURM_SETTLE_S = 30.0
+PROGRESS_EVERY_S = 15.0  # wait_for_completion's progress lines
 # The train pipeline (orchestrators.train.train_pipeline), handed in by its caller: (cfg, run_dir, train_fn=...)
 Pipeline = Callable[..., Any]
 
@@ -71,13 +76,13 @@ def world_size(cfg: DictConfig) -> int:
 
 @dataclass
 class DistributedTrainingResult(TrainingResult):
-    """Rank 0's TrainingResult plus what every rank did: `agent_steps`/`sps` above are rank 0's own."""
+    """The training over all ranks: `agent_steps` is the sum over ranks, `sps` the steps all ranks trained in this
+    run over the slowest rank's wall time (`wall_time_s`); `updates`, `final_checkpoint` and `weights_digest` are
+    shared (rank 0's). `ranks` holds each rank's own numbers."""
 
     world_size: int
     backend: str
     ranks: list[dict[str, Any]]  # per rank: rank, host, pid, agent_steps, updates, wall_time_s, sps, weights_digest
-    total_agent_steps: int  # sum over ranks
-    total_sps: float  # steps all ranks trained in this run / the slowest rank's training wall time
 
 
 def run_distributed_train(cfg: DictConfig, run_dir: Path, pipeline: Pipeline) -> Any:
@@ -271,9 +276,10 @@ def _gather(mine: TrainingResult, world: int, backend: str) -> DistributedTraini
     slowest = max(float(r["wall_time_s"]) for r in ranks)
     trained = sum(float(r["sps"]) * float(r["wall_time_s"]) for r in ranks)  # by these processes (not resumed-from)
     return DistributedTrainingResult(
-        **{k: getattr(mine, k) for k in TrainingResult.__dataclass_fields__},
-        world_size=world, backend=backend, ranks=ranks, total_agent_steps=sum(int(r["agent_steps"]) for r in ranks),
-        total_sps=trained / slowest if slowest > 0 else 0.0,
+        final_checkpoint=mine.final_checkpoint, agent_steps=sum(int(r["agent_steps"]) for r in ranks),
+        updates=mine.updates, wall_time_s=slowest, sps=trained / slowest if slowest > 0 else 0.0,
+        resumed_from=mine.resumed_from, weights_digest=mine.weights_digest,
+        world_size=world, backend=backend, ranks=ranks,
     )
 
 
@@ -369,9 +375,10 @@ def daf_launch_distributed_training(
     cfg = compose_config(args, output_dir=run_dir)
     validate_train_run(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    world = num_machines * tasks_per_machine
     if backend == "local":
-        return DistributedTrainingJob.start_local(args, run_dir)
-    return DistributedTrainingJob.submit_slurm(args, run_dir, dict(
+        return DistributedTrainingJob.start_local(args, run_dir, world)
+    return DistributedTrainingJob.submit_slurm(args, run_dir, world, dict(
         slurm_partition=partition, timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
         nodes=num_machines, tasks_per_node=tasks_per_machine, name="daf_distributed_training",
         **(slurm_parameters or {}),
@@ -379,35 +386,62 @@ def daf_launch_distributed_training(
 
 
 class DistributedTrainingJob:
-    """A running distributed training: its status, cancellation, memory and final checkpoint."""
+    """A running distributed training: its status, progress, cancellation, memory and final checkpoint.
 
-    def __init__(self, run_dir: Path, backend: str, *, job: Any = None, process: Optional[subprocess.Popen] = None):
-        self.run_dir, self.backend = Path(run_dir), backend
+    `status()` is one of STATES:
+      PENDING    queued (SLURM), not started yet
+      RUNNING    started, including while SLURM ends it
+      COMPLETED  ended with rank 0's records and final checkpoint
+      FAILED     ended without them: an error, a time or memory limit, a lost node, or a SLURM job that could
+                 never start on this cluster (cancelled at once by daf_hydra; the error says which limit)
+      CANCELLED  by `cancel()` (or `monitor_memory(cancel=True)`), or by someone's `scancel`
+    """
+
+    def __init__(self, run_dir: Path, backend: str, world: int, *, job: Any = None,
+                 process: Optional[subprocess.Popen] = None):
+        self.run_dir, self.backend, self.world = Path(run_dir), backend, world
         self._job, self._process = job, process
         self._cancelled = False
+        self._refused: Optional[str] = None  # why SLURM could never start it
+        self._began = time.monotonic()
+        self._shown: tuple[str, float] = ("", 0.0)  # the last progress line's state and time
 
     @classmethod
-    def submit_slurm(cls, args: Sequence[str], run_dir: Path, parameters: dict[str, Any]) -> "DistributedTrainingJob":
+    def submit_slurm(cls, args: Sequence[str], run_dir: Path, world: int,
+                     parameters: dict[str, Any]) -> "DistributedTrainingJob":
         """The CLI itself in every task of one SLURM job (each task is one rank: run_distributed_train), so the
-        API and the command line take the same road."""
+        API and the command line take the same road. A request sbatch refuses raises DAFError in one line."""
+        import contextlib
+        import io
+
         import submitit
 
         executor = submitit.AutoExecutor(folder=run_dir / ".submitit" / "%j", cluster="slurm")
         executor.update_parameters(**parameters)
-        job = executor.submit(submitit.helpers.CommandFunction(
-            [sys.executable, "-m", "daf_hydra.run", *args, f"hydra.run.dir={run_dir}"], cwd=os.getcwd()))
-        log.info("distributed training: SLURM job %s, run directory %s", job.job_id, run_dir)
-        return cls(run_dir, "slurm", job=job)
+        command = submitit.helpers.CommandFunction(
+            [sys.executable, "-m", "daf_hydra.run", *args, f"hydra.run.dir={run_dir}"], cwd=os.getcwd())
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's multi-line error itself
+                job = executor.submit(command)
+        except submitit.core.utils.FailedJobError as exc:
+            asked = " ".join(f"{k}={v}" for k, v in parameters.items() if k != "name")
+            line = f"sbatch refused {asked}: {slurm_jobs.sbatch_refusal(str(exc))}"
+            record_outside_failure(run_dir, line)
+            raise DAFError(line) from None
+        print(f"distributed training: SLURM job {job.job_id} of {world} ranks, run directory {run_dir}", flush=True)
+        return cls(run_dir, "slurm", world, job=job)
 
     @classmethod
-    def start_local(cls, args: Sequence[str], run_dir: Path) -> "DistributedTrainingJob":
+    def start_local(cls, args: Sequence[str], run_dir: Path, world: int) -> "DistributedTrainingJob":
         """The CLI itself in a new session (so `cancel` can end all its ranks by their process group)."""
         out = run_dir / RANKS_DIR / "launcher.log"
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w") as f:
             process = subprocess.Popen([sys.executable, "-m", "daf_hydra.run", *args, f"hydra.run.dir={run_dir}"],
                                        stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        return cls(run_dir, "local", process=process)
+        print(f"distributed training: process {process.pid} of {world} ranks, run directory {run_dir} "
+              f"(log {out})", flush=True)
+        return cls(run_dir, "local", world, process=process)
 
     @property
     def job_id(self) -> str:
@@ -415,17 +449,44 @@ class DistributedTrainingJob:
         return str(self._job.job_id) if self._job is not None else str(self._process.pid)
 
     def status(self) -> str:
-        """SLURM's state names: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ... (local runs: RUNNING,
-        COMPLETED, FAILED, CANCELLED)."""
-        if self._job is not None:  # asks sacct now: submitit's cached state lags by up to a minute
-            return str(self._job.watcher.get_state(self._job.job_id, mode="force")).split()[0]  # "CANCELLED by 0"
-        code = self._process.poll()
-        if code is None:
+        """One of STATES (see the class doc). A SLURM job pending for a reason that can never clear on this cluster
+        is cancelled here, its run recorded failed, and it reads FAILED."""
+        if self._job is None:
+            code = self._process.poll()
+            if code is None:
+                return "RUNNING"
+            return "COMPLETED" if code == 0 else "CANCELLED" if self._cancelled else "FAILED"
+        return self._documented(self._slurm_state()[0])
+
+    def _documented(self, slurm_state: str) -> str:
+        """SLURM's state as one of STATES."""
+        if self._refused is not None:
+            return "FAILED"
+        if slurm_state in SLURM_QUEUED:
+            return "PENDING"
+        if slurm_state in slurm_jobs.ACTIVE:
             return "RUNNING"
-        return "COMPLETED" if code == 0 else "CANCELLED" if self._cancelled else "FAILED"
+        return slurm_state if slurm_state in ("COMPLETED", "CANCELLED") else "FAILED"  # TIMEOUT, OUT_OF_MEMORY...
+
+    def _slurm_state(self) -> tuple[str, str]:
+        """SLURM's own state and pending reason (squeue while it lists the job, then accounting); refuses a job
+        that can never start (see status)."""
+        queued = slurm_jobs.queue([self.job_id]).get(self.job_id)
+        if queued is None:  # ended; "COMPLETING" while accounting has not caught up
+            return slurm_jobs.accounted_state(self.job_id) or "COMPLETING", ""
+        if queued.state == "PENDING" and self._refused is None and slurm_jobs.may_never_start(queued.reason):
+            reason = slurm_jobs.unschedulable_reason(self.job_id)
+            if reason is not None:
+                self._refused = f"{reason}: cancelled"
+                slurm_jobs.cancel(self.job_id)
+                record_outside_failure(self.run_dir, self._refused)
+                print(f"error: distributed training: {self._refused}", file=sys.stderr, flush=True)
+        return queued.state, "" if queued.reason == "None" else queued.reason
 
     def done(self) -> bool:
-        return self._job.done() if self._job is not None else self._process.poll() is not None
+        if self._job is not None:
+            return self._refused is not None or self._job.done()
+        return self._process.poll() is not None
 
     def cancel(self) -> None:
         """End every rank now (scancel, or SIGTERM to the local process group). Only periodic checkpoints survive;
@@ -441,20 +502,53 @@ class DistributedTrainingJob:
         record_outside_failure(self.run_dir, f"distributed training {self.job_id} CANCELLED")
 
     def wait_for_completion(self, timeout_s: Optional[float] = None, poll_s: float = 1.0) -> Path:
-        """Block until the run ends; return rank 0's final checkpoint, or raise DAFError saying why there is none."""
+        """Block until the run ends, printing a progress line on every change of state and every
+        PROGRESS_EVERY_S seconds; return rank 0's final checkpoint, or raise DAFError saying in one line why there
+        is none (a SLURM job that can never start raises within seconds)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self.done():
+            self.progress()
+            if self._refused is not None:
+                break
             if deadline is not None and time.monotonic() > deadline:
                 raise DAFError(f"distributed training {self.job_id} still {self.status()} after {timeout_s:g} s "
                                f"(run directory {self.run_dir})")
             time.sleep(poll_s)
+        if self._refused is not None:
+            raise DAFError(f"distributed training: {self._refused} (run directory {self.run_dir})")
         if self._job is not None:
             # the results are written before the tasks exit: wait (briefly) until SLURM, too, says the job ended
             settle = time.monotonic() + SLURM_SETTLE_S
-            while self.status() in SLURM_ACTIVE and time.monotonic() < settle:
+            while self.status() in ("PENDING", "RUNNING") and time.monotonic() < settle:
                 time.sleep(poll_s)
+            self.progress(force=True)
             return self._slurm_checkpoint()
+        self.progress(force=True)
         return self._local_checkpoint()
+
+    def progress(self, force: bool = False) -> None:
+        """Print where the training is (state, SLURM's pending reason, elapsed time, ranks up, rank 0's update and
+        the agent steps of all ranks) when the state changed, PROGRESS_EVERY_S seconds passed, or `force`."""
+        if self._job is not None:
+            slurm_state, reason = self._slurm_state()
+            state = self._documented(slurm_state)
+        else:
+            state, reason = self.status(), ""
+        now = time.monotonic()
+        if not force and state == self._shown[0] and now - self._shown[1] < PROGRESS_EVERY_S:
+            return
+        self._shown = (state, now)
+        minutes, seconds = divmod(int(now - self._began), 60)
+        parts = [f"{state}{f' ({reason})' if reason else ''}, {minutes}:{seconds:02d}"]
+        ranks = len(read_memory(self.run_dir)) if state == "RUNNING" else 0
+        if ranks:
+            parts.append(f"{ranks}/{self.world} ranks up")
+        curve = self.run_dir / CURVE_FILE
+        last = read_jsonl(curve)[-1:] if curve.is_file() else []
+        if last:  # rank 0's record; every rank trains as many steps per update
+            parts.append(f"update {last[0]['update']}, {last[0]['agent_steps'] * self.world:,} agent steps "
+                         f"over {self.world} ranks")
+        print(f"distributed training {self.job_id}: {'; '.join(parts)}", flush=True)
 
     def _slurm_checkpoint(self) -> Path:
         import submitit
@@ -462,10 +556,10 @@ class DistributedTrainingJob:
         try:
             self._job.task(0).result()
         except submitit.core.utils.UncompletedJobError as exc:
-            state = self.status()
+            state = self._slurm_state()[0]  # SLURM's own (TIMEOUT, OUT_OF_MEMORY...): says more than FAILED
             reason = self._recorded_error() or str(exc).strip().splitlines()[-1]
-            if state not in ("COMPLETED", "FAILED"):  # cancelled, timed out, out of memory: no record of its own
-                record_outside_failure(self.run_dir, f"SLURM job {self.job_id} {state}")
+            # cancelled, timed out, out of memory: no record of its own (a record rank 0 wrote is kept)
+            record_outside_failure(self.run_dir, f"SLURM job {self.job_id} {state}")
             raise DAFError(f"distributed training (SLURM job {self.job_id}) {state}: {reason} "
                            f"(run directory {self.run_dir})") from None
         return self._recorded_checkpoint()

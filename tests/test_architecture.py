@@ -16,7 +16,7 @@ LAYERS = {
     "play": ["evaluation", "training", "replays", "curve_events"],
     "runs": ["runs", "results"],
     "features": ["aggregate", "comparison", "comparison_stats", "policy_entries", "mission_analysis", "sweeps",
-                 "distributed_training", "environment_checks", "visualization", "deployment", "launchers",
+                 "distributed_training", "environment_checks", "visualization", "deployment", "launchers", "slurm_jobs",
                  "report"],
     "pipelines": ["orchestrators"],
     "app": ["run", "__main__"],

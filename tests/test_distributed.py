@@ -3,10 +3,12 @@ of 2 tasks on the real single-node cluster (scripts/slurm-dev-cluster). The nccl
 CPU-only machines and is not tested here.
 
 What every run must show: both ranks end with identical weights (and the checkpoint holds them), and the ranks'
-steps add up to the recorded total."""
+steps add up to the recorded (and printed) total. A SLURM job that can never start (2 machines on the one-node
+cluster) fails in one line within a minute."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -54,8 +56,9 @@ def assert_one_training_over_two_ranks(run_dir: Path) -> dict:
     assert t["world_size"] == 2 and t["backend"] == "gloo"
     assert [r["rank"] for r in t["ranks"]] == [0, 1]
     assert len({r["pid"] for r in t["ranks"]}) == 2
-    assert sum(r["agent_steps"] for r in t["ranks"]) == t["total_agent_steps"] == 2 * STEPS
-    assert t["total_sps"] > max(r["sps"] for r in t["ranks"])
+    assert [r["agent_steps"] for r in t["ranks"]] == [STEPS, STEPS]
+    assert t["agent_steps"] == 2 * STEPS  # the training's size: summed over ranks
+    assert t["sps"] > max(r["sps"] for r in t["ranks"])
     weights = torch.load(Path(metrics["final_checkpoint"]) / "weights.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in weights)  # saved from the network, not the DDP wrapper
     assert {r["weights_digest"] for r in t["ranks"]} == {weights_digest(weights)}
@@ -69,6 +72,7 @@ def test_two_local_processes_train_one_policy(cli, tmp_path):
     r = cli(*TINY, "training.distributed.tasks_per_node=2", f"hydra.run.dir={run_dir}")
     assert r.returncode == 0, r.stderr
     t = assert_one_training_over_two_ranks(run_dir)
+    assert f"trained {2 * STEPS:,} agent steps" in r.stdout  # both ranks' steps, not rank 0's
     assert len({r["host"] for r in t["ranks"]}) == 1
     curve = (run_dir / "curve.jsonl").read_text().splitlines()
     assert len(curve) == STEPS // 256  # rank 0 alone records
@@ -94,7 +98,10 @@ def test_one_slurm_job_of_two_tasks_trains_one_policy(cli, tmp_path, cluster, sl
     assert len(slurm_jobs) == 1
     t = assert_one_training_over_two_ranks(sweep / "0")
     assert read_json(sweep / "0" / "run.json")["slurm_job_id"] == slurm_jobs[0]
+    assert f"[slurm] job {slurm_jobs[0]} #0: RUNNING" in proc.stdout  # the launcher's progress lines
+    assert f"[slurm] job {slurm_jobs[0]} #0: COMPLETED" in proc.stdout
     job = sweep / ".submitit" / slurm_jobs[0]
+    assert f"trained {2 * STEPS:,} agent steps" in (job / f"{slurm_jobs[0]}_0_log.out").read_text()
     assert {f"{slurm_jobs[0]}_{task}_result.pkl" for task in (0, 1)} <= {p.name for p in job.iterdir()}
     # rank 1 wrote none of Hydra's files: it logged to its own task output, not to the run's run.log
     assert "rank 1 of 2: training along rank 0" in (job / f"{slurm_jobs[0]}_1_log.out").read_text()
@@ -104,7 +111,7 @@ def test_one_slurm_job_of_two_tasks_trains_one_policy(cli, tmp_path, cluster, sl
 
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_the_api_runs_a_slurm_job_reports_status_and_memory(tmp_path, cluster, slurm_jobs):
+def test_the_api_runs_a_slurm_job_reports_status_progress_and_memory(tmp_path, cluster, slurm_jobs, capsys):
     from daf_hydra.distributed_training import daf_launch_distributed_training
 
     job = daf_launch_distributed_training(
@@ -112,13 +119,53 @@ def test_the_api_runs_a_slurm_job_reports_status_and_memory(tmp_path, cluster, s
         steps_per_machine=2 * STEPS, output_dir=tmp_path / "run", eval_episodes=2,
         overrides=[*SMALL_BATCH, "mission.max_steps=100"], **SLURM_PARAMETERS)
     slurm_jobs.append(job.job_id)
-    assert job.status() in ("PENDING", "RUNNING", "UNKNOWN")
+    assert job.status() in ("PENDING", "RUNNING")  # documented states only, from the first moment
     readings = _memory_readings(job)
     assert set(readings) == {0, 1} and all(0.05 < gb < 8 for gb in readings.values())
     checkpoint = job.wait_for_completion(timeout_s=240)
     assert checkpoint == Path(read_json(tmp_path / "run" / "metrics.json")["final_checkpoint"])
     assert_one_training_over_two_ranks(tmp_path / "run")
     assert job.status() == "COMPLETED"
+    out = capsys.readouterr().out
+    assert f"distributed training: SLURM job {job.job_id} of 2 ranks" in out
+    assert re.search(rf"distributed training {job.job_id}: RUNNING, \d+:\d\d; 2/2 ranks up", out), out
+    assert f"distributed training {job.job_id}: COMPLETED" in out
+    assert f"update 16, {2 * STEPS:,} agent steps over 2 ranks" in out
+
+
+@pytest.mark.slurm
+def test_the_api_fails_fast_when_the_cluster_has_too_few_machines(tmp_path, cluster, slurm_jobs, capsys):
+    from daf_hydra.distributed_training import STATES, daf_launch_distributed_training
+    from daf_hydra.errors import DAFError
+
+    began = time.monotonic()
+    job = daf_launch_distributed_training(policy_class_path="lstm", num_machines=2, steps_per_machine=STEPS,
+                                          output_dir=tmp_path / "run", **SLURM_PARAMETERS)
+    slurm_jobs.append(job.job_id)
+    assert job.status() in STATES
+    with pytest.raises(DAFError, match=rf"job {job.job_id} asks 2 nodes; partition debug allows 1 "
+                                       r"\(Partition(NodeLimit|Config)\): cancelled") as err:
+        job.wait_for_completion(timeout_s=120)
+    assert time.monotonic() - began < 60
+    assert "\n" not in str(err.value)
+    assert job.status() == "FAILED" and job.done()
+    assert job.job_id not in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["status"] == "failed" and "asks 2 nodes" in metrics["error"]
+    assert "asks 2 nodes" in capsys.readouterr().err
+
+
+@pytest.mark.slurm
+def test_the_api_refuses_a_gpu_request_the_cluster_cannot_meet_in_one_line(tmp_path, cluster):
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+    from daf_hydra.errors import DAFError
+
+    with pytest.raises(DAFError, match=r"sbatch refused .*gpus_per_node=1.*: Invalid generic resource \(gres\) "
+                                       r"specification; this cluster's nodes have no gres") as err:
+        daf_launch_distributed_training(policy_class_path="lstm", steps_per_machine=STEPS, output_dir=tmp_path / "run",
+                                        slurm_parameters={"gpus_per_node": 1}, **SLURM_PARAMETERS)
+    assert "\n" not in str(err.value)
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "failed"
 
 
 @pytest.mark.slow

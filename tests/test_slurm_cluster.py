@@ -10,6 +10,7 @@ cluster that is already running.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -108,3 +109,43 @@ def test_scancel_is_reported_as_uncompleted(slurm_cluster: None, tmp_path: Path)
         job.result()
     assert time.monotonic() - t0 < 60
     assert _sacct_state(job.job_id) == "CANCELLED"
+
+
+def _sbatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return _run("sbatch", "--parsable", "-p", "debug", "-t", "1", "--mem=100M", "-o", "/dev/null", *args,
+                "--wrap", "true")
+
+
+def test_a_job_that_can_never_start_is_named_with_its_request_and_the_limit(slurm_cluster: None) -> None:
+    from daf_hydra.slurm_jobs import unschedulable_reason
+
+    ids: dict[str, str] = {}
+    try:
+        for name, args in (("nodes", ("-N", "2")), ("cpus", ("-c", "64")), ("held", ("--hold",))):
+            proc = _sbatch(*args)
+            assert proc.returncode == 0, proc.stderr
+            ids[name] = proc.stdout.strip().split(";")[0]
+        reasons: dict[str, object] = {}
+        deadline = time.monotonic() + 30  # SLURM sets a pending reason when it first looks at the job
+        while time.monotonic() < deadline:
+            reasons = {name: unschedulable_reason(job_id) for name, job_id in ids.items()}
+            if reasons["nodes"] and reasons["cpus"]:
+                break
+            time.sleep(0.5)
+        assert re.fullmatch(rf"job {ids['nodes']} asks 2 nodes; partition debug allows 1 "
+                            r"\(Partition(NodeLimit|Config)\)", str(reasons["nodes"])), reasons
+        assert re.fullmatch(rf"job {ids['cpus']} asks 64 CPUs per node; partition debug's nodes have at most \d+ "
+                            r"\(PartitionConfig\)", str(reasons["cpus"])), reasons
+        assert reasons["held"] is None  # held by its user: it can start once released
+    finally:
+        if ids:
+            _run("scancel", *ids.values())
+
+
+def test_an_sbatch_refusal_is_one_line_saying_what_the_cluster_has(slurm_cluster: None) -> None:
+    from daf_hydra.slurm_jobs import sbatch_refusal
+
+    proc = _sbatch("--gres=gpu:1")
+    assert proc.returncode != 0
+    assert sbatch_refusal(proc.stderr) == ("Invalid generic resource (gres) specification; this cluster's nodes "
+                                           "have no gres (no GPUs)")

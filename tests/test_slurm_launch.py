@@ -1,14 +1,13 @@
-"""Multiruns and sweeps on the real single-node SLURM cluster (scripts/slurm-dev-cluster), through submitit."""
+"""Multiruns and sweeps on the real single-node SLURM cluster (scripts/slurm-dev-cluster), through submitit: jobs
+land and show their progress; a job that can never start here, or a request sbatch refuses, fails in one line."""
 
 from __future__ import annotations
 
-import json
-import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -37,6 +36,43 @@ def test_a_multirun_lands_one_run_per_slurm_job_and_is_aggregated(cli, tmp_path)
     assert all(run["slurm_job_id"] for run in runs)  # each ran inside its own SLURM job
     assert len({run["slurm_job_id"] for run in runs}) == 4
     assert (sweep / "aggregate" / "report.html").is_file()
+    # progress: every job by id and by what sets it apart, its state as it changes, and how it ended
+    for path in sweep.glob("*/run.json"):
+        job_id, num = read_json(path)["slurm_job_id"], path.parent.name
+        assert re.search(rf"^\[slurm\] job {job_id} #{num} policy=\w+ mission=\w+: (PENDING|RUNNING)", r.stdout,
+                         re.M), r.stdout
+        assert re.search(rf"^\[slurm\] job {job_id} #{num} .*: COMPLETED$", r.stdout, re.M), r.stdout
+
+
+def test_a_job_asking_more_nodes_than_the_cluster_has_fails_in_one_line_within_a_minute(cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    began = time.monotonic()
+    r = cli("-m", *SLURM, *FAST, "policy=random,baseline", "training.distributed.nodes=2", f"hydra.sweep.dir={sweep}")
+    assert time.monotonic() - began < 60
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    for job in (0, 1):  # both jobs of the batch ask 2 nodes of the 1-node partition
+        line = re.search(rf"^error: #{job} policy=\w+: job (\d+_{job}) asks 2 nodes; partition debug allows 1 "
+                         r"\(Partition(NodeLimit|Config)\): cancelled$", r.stderr, re.M)
+        assert line, r.stderr
+        assert f"[slurm] job {line.group(1)} #{job} policy=" in r.stdout
+        metrics = read_json(sweep / str(job) / "metrics.json")
+        assert metrics["status"] == "failed" and "asks 2 nodes; partition debug allows 1" in metrics["error"]
+    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout
+    assert line.group(1).split("_")[0] not in queued  # cancelled, not left pending
+
+
+def test_a_gpu_request_the_cluster_cannot_meet_is_one_line_and_recorded_failed(cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    r = cli("-m", *SLURM, *FAST, "policy=random,baseline", "hydra.launcher.gpus_per_node=1", f"hydra.sweep.dir={sweep}")
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr  # once for the whole batch
+    assert "gpus_per_node=1" in errors[0] and "Invalid generic resource (gres) specification" in errors[0]
+    assert "this cluster's nodes have no gres" in errors[0]
+    assert "Traceback" not in r.stderr and "sbatch: error" not in r.stderr
+    for job in (0, 1):
+        metrics = read_json(sweep / str(job) / "metrics.json")
+        assert metrics["status"] == "failed" and "Invalid generic resource" in metrics["error"]
 
 
 def test_an_optuna_sweep_runs_its_trials_as_slurm_jobs(cli, tmp_path):
