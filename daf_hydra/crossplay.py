@@ -124,11 +124,13 @@ def plan_crossplay(cfg: "DictConfig") -> CrossplayPlan:
             n = int(build_env(m).game.num_agents)
         else:
             n = int(m.num_agents)
+        if n < 2:
+            raise DAFError(f"crossplay.missions: {m.name} has {n} agent, and cross-play mixes policies in one team: "
+                           "choose missions of at least 2 agents")
         k = int(c.k) if c.k is not None else n // 2
         if not 1 <= k < n:
             raise DAFError(f"crossplay.k={k} is out of range for mission {m.name} ({n} agents): policy A controls "
-                           f"1..{n - 1} agents and B the rest" + ("; cross-play needs at least 2 agents" if n < 2
-                                                                   else ""))
+                           f"1..{n - 1} agents and B the rest")
         agents[str(m.name)], ks[str(m.name)] = n, k
     first = cfg.evaluation.seed if cfg.evaluation.get("seed") is not None else cfg.seed
     labels = [e.label for e in entries]
