@@ -1,22 +1,22 @@
 """The cross-play report: a self-contained HTML page (daf_hydra.visualization's building blocks) with the matrix of
-team reward by composition as a heatmap, the ratings and the value over replacement, each with its interval."""
+team reward by composition as a heatmap, the ratings and the value over replacement, each with its interval.
+`results` is a `crossplay.CrossplayResults` (which imports this module: hence no type import here)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daf_hydra.visualization import (Section, _layout, _t, esc, figure_html, fmt_ci, kv_table, page, table_html,
                                      write_page)
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
 
-    from daf_hydra.crossplay import CrossplayResults
 
-
-def matrix_figure(results: "CrossplayResults", mission: str) -> "go.Figure":
+def matrix_figure(results: Any, mission: str) -> "go.Figure":
     """Rows: the policy in the k slots; columns: the policy beside it; the cell's colour its mean team reward."""
     import plotly.graph_objects as go
 
@@ -33,7 +33,7 @@ def matrix_figure(results: "CrossplayResults", mission: str) -> "go.Figure":
     return _layout(fig, f"{mission}: mean team reward by composition", height=160 + 70 * len(names))
 
 
-def interval_bars(table: "object", key: str, title: str) -> "go.Figure":
+def interval_bars(table: "pd.DataFrame", key: str, title: str) -> "go.Figure":
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Scatter(x=table[key], y=[_t(p) for p in table["policy"]], mode="markers",
@@ -43,7 +43,7 @@ def interval_bars(table: "object", key: str, title: str) -> "go.Figure":
     return _layout(fig, title, height=140 + 40 * len(table))
 
 
-def daf_export_crossplay_html(results: "CrossplayResults", output_path: str | Path) -> Path:
+def daf_export_crossplay_html(results: Any, output_path: str | Path) -> Path:
     """Write the report; returns its path."""
     r = results
     ci = f"{r.settings['confidence']:.0%}"
