@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_json
+from test_report_browser import EVIL, browser, open_report  # noqa: F401 (browser: the shared Chromium fixture)
 
 pytestmark = pytest.mark.slow
 FAST_STATS = ["statistics.bootstrap_reps=2000"]
@@ -136,3 +137,31 @@ def test_the_cli_runs_it_and_a_second_run_is_not_played_again(cli, tmp_path):
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     assert "completed earlier" in r.stdout and (tmp_path / "run" / "episodes.jsonl").read_text() == lines
+
+
+@pytest.mark.browser
+def test_the_report_renders_in_chromium_and_shows_names_as_text(browser, tmp_path):
+    """The analysis and report of real code over made-up team rewards (a policy cannot be named <script>)."""
+    from types import SimpleNamespace
+
+    from daf_hydra.crossplay import CrossplayPlan, analyse
+    from daf_hydra.crossplay_report import daf_export_crossplay_html
+    from daf_hydra.policy_entries import PolicyEntry
+
+    labels = [EVIL, "random", "baseline"]
+    plan = CrossplayPlan([PolicyEntry(p, p) for p in labels], [SimpleNamespace(name="<b>m</b>")], {"<b>m</b>": 4},
+                         {"<b>m</b>": 1}, list(range(6)), labels)
+    episodes = [{"mission": "<b>m</b>", "composition": c.name, "seed": s,
+                 "total_reward": float(10 * labels.index(c.a) + labels.index(c.b) + s % 3)}
+                for c in plan.compositions("<b>m</b>") for s in plan.seeds]
+    results = analyse(episodes, plan, SimpleNamespace(bootstrap_reps=500, confidence=0.95, bootstrap_seed=0), 20)
+    path = daf_export_crossplay_html(results, tmp_path / "report.html")
+    page, problems = open_report(browser, path, tmp_path / "report.png")
+    assert problems == []
+    assert page.locator(".js-plotly-plot").count() == 3  # the heatmap, ratings, value over replacement
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() == 1
+    text = page.inner_text("body")
+    assert EVIL in text and "<b>m</b>" in text and page.locator("img").count() == 0
+    cells = page.eval_on_selector_all(".js-plotly-plot .heatmaplayer text", "els => els.map(e => e.textContent)")
+    assert len(cells) == 9  # every composition's mean [interval], k=1 of 4: 3 x 3 distinct cells
+    page.close()
