@@ -218,7 +218,8 @@ def _read_one(run_dir: Path, rel: str, signature: str) -> tuple[dict[str, Any], 
     row.update(_flat({k: v for k, v in metrics.items() if k not in skip}, "metric."))
     # `lr` only feeds training.learning_rate: one column per knob
     row.update(_flat({k: v for k, v in config.items() if k != "lr"}, "config."))
-    return row, record.episodes, record.curve
+    # a cross-play run's episodes mix policies on purpose: no policy's solo score (identity.mixed_teams)
+    return row, [] if identity.mixed_teams else record.episodes, record.curve
 
 
 def _structure_problem(record: records.RunRecord) -> str | None:

@@ -114,6 +114,20 @@ class CompareConfig:
 
 
 @dataclass
+class CrossplayConfig:
+    """`pipeline=crossplay`: policies playing *with each other* in mixed teams (daf_hydra.crossplay). Policy A
+    controls `k` of a mission's agents, B the rest; every composition plays the same `episodes` seeds of every
+    mission. Entries as `compare.policies` takes them."""
+
+    policies: List[str] = field(default_factory=lambda: ["baseline", "random"])
+    missions: List[str] = field(default_factory=lambda: ["training_facility_1"])
+    episodes: int = 20  # per composition and mission: seeds evaluation.seed (else seed) .. +episodes-1
+    k: Optional[int] = None  # agents policy A controls in a mixed team; None: half of the mission's agents
+    pool: Optional[List[str]] = None  # reference pool of value over replacement (of `policies`); None: all
+    rating_bootstrap_reps: int = 1000  # resamples of the seeds for the ratings' intervals (each re-rates)
+
+
+@dataclass
 class AnalyzeConfig:
     """`pipeline=analyze`: how failed episodes are sorted into failure modes (thresholds on recorded stats)."""
 
@@ -464,6 +478,7 @@ class DAFRunConfig:
     training: TrainingConfig = MISSING
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    crossplay: CrossplayConfig = field(default_factory=CrossplayConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     benchmark: DAFBenchmarkConfig = field(default_factory=DAFBenchmarkConfig)
@@ -519,6 +534,27 @@ def validate_compare(cfg: Any) -> None:
         raise DAFError(f"compare.workers={cfg.workers} is invalid: it must be >= 1 or null (one per CPU core)")
 
 
+def validate_crossplay(cfg: Any) -> None:
+    """The settings of `crossplay:` that need no mission or policy (daf_hydra.crossplay checks those)."""
+    if len(cfg.policies) < 2:
+        raise DAFError(f"crossplay.policies={list(cfg.policies)} is invalid: cross-play mixes policies, list at "
+                       "least two, e.g. crossplay.policies=[baseline,random]")
+    if not cfg.missions:
+        raise DAFError("crossplay.missions is empty: list at least one mission, e.g. "
+                       "crossplay.missions=[training_facility_1]")
+    if cfg.episodes < 1:
+        raise DAFError(f"crossplay.episodes={cfg.episodes} is invalid: it must be >= 1")
+    if cfg.k is not None and cfg.k < 1:
+        raise DAFError(f"crossplay.k={cfg.k} is invalid: policy A controls at least 1 agent (null: half)")
+    if cfg.rating_bootstrap_reps < 1:
+        raise DAFError(f"crossplay.rating_bootstrap_reps={cfg.rating_bootstrap_reps} is invalid: it must be >= 1")
+    if cfg.pool is not None:
+        unknown = [p for p in cfg.pool if p not in list(cfg.policies)]
+        if unknown or not cfg.pool:
+            raise DAFError(f"crossplay.pool={list(cfg.pool)} is invalid: the pool is a non-empty subset of "
+                           f"crossplay.policies={list(cfg.policies)} (null: all of them)")
+
+
 def validate_analyze(cfg: Any) -> None:
     for key in ("stuck_fraction", "action_failure_fraction"):
         if not 0.0 < getattr(cfg, key) <= 1.0:
@@ -551,6 +587,7 @@ def pipeline_metrics(pipeline: str) -> Optional[frozenset[str]]:
         "evaluate": episodes | RECORD_METRICS | {"seed", "objective"},
         "train": episodes | {"seed", "objective"},
         "compare": RECORD_METRICS | {"mean_reward", "objective", "episodes_per_mission"},
+        "crossplay": RECORD_METRICS | {"mean_reward", "objective", "episodes"},
         "benchmark": episodes & {"episodes", "mean_reward", "stderr_reward", "median_reward", "min_reward",
                                  "max_reward", "success_rate", "mean_steps"},
     }.get(pipeline)

@@ -1,6 +1,7 @@
 """Play episodes: the one place in daf_hydra where episodes are played.
 
-A policy controls every agent of its own episodes (a comparison never mixes policies inside an episode). Episode
+A policy controls every agent of its own episodes (a comparison never mixes policies inside an episode); only
+cross-play plays mixed teams on purpose (`teams.MixedTeam`: each policy steps the agents it controls). Episode
 k of a run uses seed+k for its map and for the policy's random stream, so two policies evaluated with the same
 seed meet the same maps, and the same config and seed give the same numbers in any process.
 
@@ -14,13 +15,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
 from daf_hydra import replays
 from daf_hydra.policies import loading
-from daf_hydra.policies.actors import make_actor
+from daf_hydra.policies.actors import Actor, make_actor
 
 
 @dataclass
@@ -35,6 +36,20 @@ class LoadedPolicy:
         if seed is not None:
             seed_everything(seed)
         return loading.instantiate(self.resolved, pei, self.device)
+
+    def actor(self, pei: Any, slots: int, deterministic: bool, build_seed: int) -> Actor:
+        """The actor that steps this policy for every agent of `slots` episodes (policies/actors.py)."""
+        template = self.build(pei, build_seed)
+        return make_actor(template, lambda seed: self.build(pei, seed), pei, slots, deterministic, self.device)
+
+
+class Player(Protocol):
+    """What `play` plays: a policy for every agent (`LoadedPolicy`), or a mixed team (`teams.MixedTeam`)."""
+
+    label: str
+
+    def actor(self, pei: Any, slots: int, deterministic: bool, build_seed: int) -> Actor:
+        """An actor for `slots` episodes side by side, built under `build_seed`."""
 
 
 def seed_everything(seed: int) -> None:
@@ -53,7 +68,7 @@ def seed_everything(seed: int) -> None:
 
 def play(
     env_cfg: Any,
-    policy: LoadedPolicy,
+    policy: Player,
     seeds: list[int],
     num_envs: int,
     deterministic: bool = False,
@@ -82,10 +97,8 @@ def play(
     masks = np.ones((slots, agents), bool)
     teacher = np.zeros((slots, agents), np.int32)
 
-    template = policy.build(pei, build_seed if build_seed is not None else (seeds[0] if seeds else 0))
-    actor = make_actor(
-        template, lambda seed: policy.build(pei, seed), pei, slots, deterministic, policy.device
-    )
+    first = build_seed if build_seed is not None else (seeds[0] if seeds else 0)
+    actor = policy.actor(pei, slots, deterministic, first)
     sims: list[Any] = [None] * slots
     writers: list[Any] = [None] * slots  # replay recorders
     running: list[tuple[int, int, float] | None] = [None] * slots  # (episode index, seed, start time)

@@ -36,6 +36,7 @@ SECTIONS = {
     "train": ("policy", "mission", "evaluation", "training"),
     # the run's own `policy.*` reaches the members that play it (comparison.own_policy)
     "compare": ("policy", "mission", "evaluation", "compare", "statistics"),
+    "crossplay": ("mission", "evaluation", "crossplay", "statistics"),
     "benchmark": ("policy", "mission", "evaluation", "training", "benchmark", "statistics"),
     "sweep": ("policy", "mission", "evaluation", "training", "sweep", "objective"),
     "check": ("policy", "mission"),
@@ -65,6 +66,8 @@ class RunIdentity:
     arm: dict[str, Any] = field(default_factory=dict)  # flat dotted key -> value
     arm_id: str = ""  # hash of the arm
     signature: str = ""  # hash of arm + replicate
+    # the run's episodes mix policies on purpose (cross-play): never any policy's solo score
+    mixed_teams: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunIdentity":
@@ -72,7 +75,8 @@ class RunIdentity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pipeline": self.pipeline, "policy": self.policy, "mission": self.mission, "trained": self.trained,
-                "replicate": self.replicate, "arm_id": self.arm_id, "signature": self.signature, "arm": self.arm}
+                "replicate": self.replicate, "arm_id": self.arm_id, "signature": self.signature, "arm": self.arm,
+                "mixed_teams": self.mixed_teams}
 
 
 def policy_name(policy: Mapping[str, Any] | None) -> str:
@@ -138,7 +142,7 @@ def run_identity(config: Mapping[str, Any], trained: bool | None = None) -> RunI
     arm = json.loads(json.dumps(arm, sort_keys=True, default=str))
     seed = config.get("seed")
     replicate = int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
-    several = pipeline in ("compare", "benchmark")
+    several = pipeline in ("compare", "benchmark", "crossplay")
     return RunIdentity(
         pipeline=pipeline,
         policy="" if several else policy_name(config.get("policy")),
@@ -148,6 +152,7 @@ def run_identity(config: Mapping[str, Any], trained: bool | None = None) -> RunI
         arm=arm,
         arm_id=_digest(arm),
         signature=_digest({"arm": arm, "replicate": replicate}),
+        mixed_teams=pipeline == "crossplay",
     )
 
 

@@ -146,9 +146,10 @@ class RunRecorder:
         return doc
 
 
-def episode_key(record: dict[str, Any]) -> tuple[Any, Any]:
-    """What identifies an episode within a run: its mission and seed (episodes are seeded one by one)."""
-    return record.get("mission"), record.get("seed")
+def episode_key(record: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """What identifies an episode within a run: its mission and seed (episodes are seeded one by one), and in a
+    cross-play run its composition (every composition plays the same seeds)."""
+    return record.get("mission"), record.get("composition"), record.get("seed")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

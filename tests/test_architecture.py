@@ -10,13 +10,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "daf_hydra"
 
 # Lowest first; a module may import modules of its own layer or of a lower one.
 LAYERS = {
-    "ground": ["errors", "records", "provenance", "stats", "identity"],
+    "ground": ["errors", "records", "provenance", "stats", "ratings", "identity"],
     # the typed configs and the one road to a run config, beside what they name: missions, policies, devices
     "config and world": ["config", "compose", "missions", "policies", "device"],
-    "play": ["evaluation", "training", "replays", "curve_events"],
+    "play": ["evaluation", "teams", "training", "replays", "curve_events"],
     "runs": ["runs", "results"],
-    "features": ["aggregate", "comparison", "comparison_stats", "policy_entries", "mission_analysis", "sweeps",
-                 "distributed_training", "environment_checks", "visualization", "deployment", "launchers", "slurm_jobs",
+    "features": ["aggregate", "comparison", "comparison_stats", "crossplay", "crossplay_report", "policy_entries",
+                 "mission_analysis", "sweeps", "distributed_training", "environment_checks", "visualization",
+                 "deployment", "launchers", "slurm_jobs",
                  "report"],
     "pipelines": ["orchestrators"],
     "app": ["run", "__main__"],

@@ -90,6 +90,15 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "compare-empty": (["pipeline=compare", "compare.policies=[]"], "at least one"),
     "compare-episodes": (["pipeline=compare", "compare.episodes_per_mission=0"], ">= 1"),
     "compare-workers": (["pipeline=compare", "compare.workers=0"], ">= 1"),
+    "crossplay-one": (["pipeline=crossplay", "crossplay.policies=[baseline]"], "at least two"),
+    "crossplay-unknown": (["pipeline=crossplay", "crossplay.policies=[baseline,nope]"], "unknown policy 'nope'"),
+    "crossplay-repeated": (["pipeline=crossplay", "crossplay.policies=[random,random]"], "['random']"),
+    "crossplay-k": (["pipeline=crossplay", "crossplay.k=4"], "1..3"),
+    "crossplay-k-zero": (["pipeline=crossplay", "crossplay.k=0"], "at least 1"),
+    "crossplay-pool": (["pipeline=crossplay", "crossplay.pool=[lstm]"], "subset"),
+    "crossplay-mission": (["pipeline=crossplay", "crossplay.missions=[nope]"], "training_facility_1"),
+    "crossplay-one-agent": (["pipeline=crossplay", "crossplay.missions=[solo_forage]"], "at least 2 agents"),
+    "crossplay-episodes": (["pipeline=crossplay", "crossplay.episodes=0"], ">= 1"),
     "analyze-stuck": (["pipeline=analyze", "analyze.stuck_fraction=2"], "(0, 1]"),
     "analyze-seeds": (["pipeline=analyze", "analyze.example_seeds=-1"], ">= 0"),
     "benchmark-empty": (["pipeline=benchmark", "benchmark.missions=[]"], "at least one"),
@@ -188,7 +197,7 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
     from daf_hydra.config import DAFSweepConfig, DAFTrainingConfig
     from daf_hydra.distributed_training import daf_launch_distributed_training
     from daf_hydra.mission_analysis import daf_analyze_mission_performance
-    from daf_hydra.orchestrators import (daf_run_benchmark_pipeline, daf_run_comparison_pipeline,
+    from daf_hydra.orchestrators import (daf_crossplay, daf_run_benchmark_pipeline, daf_run_comparison_pipeline,
                                          daf_run_sweep_pipeline, daf_run_training_pipeline)
     from daf_hydra.sweeps import daf_launch_sweep
 
@@ -253,6 +262,11 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
                                                                    output_dir=out), "not_a_policy_name"),
         "analyze-seed": (lambda: daf_analyze_mission_performance("baseline", "training_facility_1", seed=-1,
                                                                  output_dir=out), ">= 0"),
+        "crossplay-one": (lambda: daf_crossplay(["baseline"], output_dir=out), "at least two"),
+        "crossplay-unknown": (lambda: daf_crossplay(["baseline", "nope"], output_dir=out), "unknown policy 'nope'"),
+        "crossplay-k": (lambda: daf_crossplay(["baseline", "random"], k=5, output_dir=out), "1..3"),
+        "crossplay-checkpoint": (lambda: daf_crossplay(["baseline", "random:missing.pt"], output_dir=out),
+                                 "missing.pt"),
         "distributed-machines": (lambda: daf_launch_distributed_training(num_machines=0, output_dir=out), ">= 1"),
         "distributed-backend": (lambda: daf_launch_distributed_training(backend="mpi", output_dir=out), "slurm"),
         "distributed-steps": (lambda: daf_launch_distributed_training(steps_per_machine=0, output_dir=out), ">= 1"),

@@ -20,6 +20,7 @@ from daf_hydra.orchestrators.benchmark import daf_run_benchmark_pipeline, run_be
 from daf_hydra.orchestrators.check import run_check
 from daf_hydra.orchestrators.checks import validate_run
 from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline, run_compare
+from daf_hydra.orchestrators.crossplay import daf_crossplay, run_crossplay_pipeline
 from daf_hydra.orchestrators.evaluate import run_evaluate
 from daf_hydra.results import PipelineResult
 from daf_hydra.orchestrators.sweep import daf_run_sweep_pipeline, run_sweep
@@ -30,12 +31,14 @@ PIPELINES: dict[str, Callable[[DictConfig, Path], Any]] = {
     "evaluate": run_evaluate,
     "check": run_check,
     "compare": run_compare,
+    "crossplay": run_crossplay_pipeline,
     "analyze": run_analyze,
     "train": run_train,
     "sweep": run_sweep,
     "benchmark": run_benchmark,
 }
-__all__ = ["PIPELINES", "PipelineResult", "daf_run_benchmark_pipeline", "daf_run_comparison_pipeline",
+__all__ = ["PIPELINES", "PipelineResult", "daf_crossplay", "daf_run_benchmark_pipeline",
+           "daf_run_comparison_pipeline",
            "daf_run_sweep_pipeline", "daf_run_training_pipeline", "run_pipeline", "validate_run"]
 
 

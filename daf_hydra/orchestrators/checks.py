@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from daf_hydra.errors import DAFError
 
-PIPELINE_NAMES = ("analyze", "benchmark", "check", "compare", "evaluate", "sweep", "train")
+PIPELINE_NAMES = ("analyze", "benchmark", "check", "compare", "crossplay", "evaluate", "sweep", "train")
 
 
 def known_mission(name: str) -> None:
@@ -57,6 +57,10 @@ def validate_run(cfg: DictConfig) -> None:
         for mission in cfg.compare.missions:
             if isinstance(mission, str):
                 known_mission(mission)
+    elif name == "crossplay":
+        from daf_hydra.crossplay import plan_crossplay
+
+        plan_crossplay(cfg)  # policies, missions, k on every mission
     elif name == "analyze":
         validate_analyze(cfg.analyze)
     elif name == "benchmark":
