@@ -16,6 +16,7 @@ LAYERS = {
     "play": ["evaluation", "training"],
     "runs": ["runs", "results"],
     "features": ["aggregate", "comparison", "comparison_stats", "policy_entries", "mission_analysis", "sweeps",
+                 "study_runner", "studies",
                  "distributed_training", "environment_checks", "visualization", "deployment", "launchers",
                  "report"],
     "pipelines": ["orchestrators"],
