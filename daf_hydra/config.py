@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, TypeVar
 
 from hydra.core.config_store import ConfigStore
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from omegaconf import II, MISSING, OmegaConf
 
 from daf_hydra.errors import DAFError
@@ -194,6 +195,11 @@ class TrainingConfig:
     compile_fullgraph: bool = False
     torch_threads: int = 1  # intra-op threads: 1 is fastest for these small networks (measured: 2 halves SPS)
     checkpoint_interval: int = 50  # updates between checkpoints; one more is written at the end
+    # Validation during training: every `eval_every` agent steps (and at the end) the current checkpoint plays
+    # `eval_episodes` episodes on fixed validation seeds (not the evaluation's); the run's evaluation then plays
+    # the best of them, and a sweep's pruner judges the trial on them. None: no validation (the last checkpoint).
+    eval_every: Optional[int] = None
+    eval_episodes: int = 8
     resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
     tensorboard: bool = False  # also write the curve as TensorBoard events (the `tensorboard` extra)
     seed: int = II("seed")
@@ -279,6 +285,11 @@ class DAFBenchmarkConfig:
             raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first one")
         if self.episodes_per_mission < 1:
             raise DAFError(f"benchmark.episodes_per_mission={self.episodes_per_mission} is invalid: it must be >= 1")
+        if self.pruner not in PRUNERS:
+            raise DAFError(f"pruner={self.pruner!r} is invalid: valid pruners are {', '.join(PRUNERS)}")
+        if self.pruner != "none" and self.pipeline != "train":
+            raise DAFError(f"pruner={self.pruner} needs pipeline='train' (trials that train and validate), not "
+                           f"pipeline={self.pipeline!r}; or pruner='none'")
         if self.training_steps is not None and self.training_steps < 1:
             raise DAFError(f"benchmark.training_steps={self.training_steps} is invalid: it must be >= 1 or null")
         if self.deploy_policy is not None and self.deploy_policy not in self.policies:
@@ -293,6 +304,7 @@ class DAFBenchmarkConfig:
         return cfg
 
 
+PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
 STRATEGY_SWEEPERS = {"bayesian": "tpe", "tpe": "tpe", "random": "random", "grid": "grid", "gp": "gp"}
 RANGE_KEYS = {"low", "high", "log", "int"}
 
@@ -321,6 +333,7 @@ class DAFSweepConfig:
     optimize_direction: str = "maximize"
     max_parallel_jobs: int = 1
     max_failure_rate: float = 0.0
+    pruner: str = "none"  # none | median | percentile | successive_halving | hyperband (train trials validate)
     pipeline: str = "train"  # train (train, then evaluate) | evaluate
     training_steps: int | None = None
     sweep_name: str | None = None  # the Optuna study; None: the study of this sweep's definition, sweep-<hash>
@@ -344,6 +357,11 @@ class DAFSweepConfig:
         validate_objective(self.objective_metric, self.optimize_direction, self.pipeline, prefix="",
                            names=("objective_metric", "optimize_direction"))
         validate_seed("seed", self.seed)
+        if self.pruner not in PRUNERS:
+            raise DAFError(f"pruner={self.pruner!r} is invalid: valid pruners are {', '.join(PRUNERS)}")
+        if self.pruner != "none" and self.pipeline != "train":
+            raise DAFError(f"pruner={self.pruner} needs pipeline='train' (trials that train and validate), not "
+                           f"pipeline={self.pipeline!r}; or pruner='none'")
         if self.training_steps is not None and self.training_steps < 1:
             raise DAFError(f"training_steps={self.training_steps} is invalid: it must be >= 1 or None")
         if self.num_trials < 1:
@@ -393,6 +411,7 @@ class DAFSweepConfig:
             f"hydra.sweeper.n_trials={self.num_trials}",
             f"hydra.sweeper.n_jobs={self.max_parallel_jobs}",
             f"hydra.sweeper.max_failure_rate={self.max_failure_rate}",
+            f"hydra.sweeper.pruner={self.pruner}",
             # the study's name, given or derived (DAFOptunaSweeper sets it before the first trial)
             f"hydra.sweep.dir={Path(self.output_root).resolve()}/${{sweep_name}}/${{now:%Y-%m-%d_%H-%M-%S-%f}}",
         ]
@@ -468,6 +487,18 @@ class ObjectiveConfig:
 
 
 @dataclass
+class TrialConfig:
+    """Set by a sweep for each trial it launches (never by hand): the Optuna trial this run is, so the run can
+    report its validation scores, be pruned, send heartbeats and tell its own result (daf_hydra.studies)."""
+
+    storage: Optional[str] = None
+    study: Optional[str] = None
+    number: Optional[int] = None
+    pruner: str = "none"  # one of PRUNERS: the study's pruner (Optuna keeps pruners out of its storage)
+    heartbeat_interval: int = 10  # seconds
+
+
+@dataclass
 class DAFRunConfig:
     """The root of `conf/config.yaml`."""
 
@@ -487,6 +518,7 @@ class DAFRunConfig:
     resources: DAFConfig = field(default_factory=DAFConfig)
     sweep_name: Optional[str] = None  # the Optuna study of a sweep (hydra/sweeper=tpe|random|grid|gp); None: derived
     seeds: Optional[List[int]] = None  # run the pipeline once per seed, objective averaged (sweep trials)
+    trial: TrialConfig = field(default_factory=TrialConfig)  # set by a sweep for its trials
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     lr: float = MISSING  # shorthand for training.learning_rate (set in conf/config.yaml)
@@ -668,6 +700,9 @@ def validate_training(t: Any, num_agents: int) -> None:
     for key in ("adam_beta1", "adam_beta2"):
         _check(0 <= getattr(t, key) < 1, key, getattr(t, key), "it must lie in [0, 1)")
     _check(0 <= t.prio_beta0 <= 1, "prio_beta0", t.prio_beta0, "it must lie in [0, 1]")
+    _check(t.eval_every is None or t.eval_every >= 1, "eval_every", t.eval_every,
+           "it must be a whole number of agent steps >= 1, or null for no validation during training")
+    _check(t.eval_episodes >= 1, "eval_episodes", t.eval_episodes, "it must be a whole number >= 1")
     _check(t.optimizer in OPTIMIZERS, "optimizer", t.optimizer, f"valid optimizers are {', '.join(OPTIMIZERS)}")
     _check(t.optimizer != "muon" or find_spec("heavyball") is not None, "optimizer", t.optimizer,
            "muon needs the heavyball package (pip install heavyball), or use optimizer=adam")
@@ -879,6 +914,16 @@ def literal(value: Any) -> str:
     return repr(value)
 
 
+@dataclass
+class DAFOptunaSweeperConf(OptunaSweeperConf):
+    """conf/hydra/sweeper/*.yaml: the plugin's options, plus what our sweeper adds (sweeps.DAFOptunaSweeper)."""
+
+    _target_: str = "daf_hydra.sweeps.DAFOptunaSweeper"
+    pruner: str = "none"  # one of PRUNERS
+    heartbeat_interval: int = 10  # seconds; a trial silent for 3 intervals is failed and retried
+    max_retry: int = 2  # retries of a trial whose process died
+
+
 _registered = False
 
 
@@ -891,6 +936,7 @@ def register_configs() -> None:
     register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="daf_run_schema", node=DAFRunConfig)
+    cs.store(group="hydra/sweeper", name="daf_optuna", node=DAFOptunaSweeperConf, provider="daf_hydra")
     cs.store(group="policy", name="policy_schema", node=PolicyConfig)
     cs.store(group="mission", name="mission_schema", node=MissionConfig)
     cs.store(group="evaluation", name="evaluation_schema", node=EvaluationConfig)

@@ -8,3 +8,8 @@ other exception is a bug or an environment failure and keeps its traceback.
 
 class DAFError(Exception):
     """A user-facing error: the message is one line, names the bad value and what is valid."""
+
+
+class Pruned(Exception):
+    """A sweep's pruner stopped this run after a validation (daf_hydra.studies): not a failure and not a result.
+    The run is recorded as pruned and its trial told so."""

@@ -43,7 +43,7 @@ SECTIONS = {
 }
 # Keys (or whole sections) that say where, how fast or which replicate, never what: left out of every arm.
 NOT_ARM = (
-    "seed", "seeds", "lr", "output_dir", "restart", "device", "hydra", "sweep_name", "resources", "policy.name",
+    "seed", "seeds", "lr", "output_dir", "restart", "device", "hydra", "sweep_name", "trial", "resources", "policy.name",
     "mission.description",
     "evaluation.progress", "evaluation.num_envs", "evaluation.replays", "training.seed", "training.device", "training.resume", "training.tensorboard",
     "training.checkpoint_interval", "training.torch_threads", "training.cpu_offload", "training.compile",

@@ -5,7 +5,8 @@ A run directory holds (schema in docs/records.md):
   run.json            provenance: run id, config signature, seed, code and package versions, host, device, timings
   episodes.jsonl      one JSON line per finished episode, appended and flushed as it finishes
   curve.jsonl         training runs: one JSON line per PPO update
-  metrics.json        the summary, written atomically (write then rename) with status completed | failed
+  validation.jsonl    training runs with training.eval_every: one line per validation of a checkpoint
+  metrics.json        the summary, written atomically (write then rename) with status completed | failed | pruned
 Everything else in daf_hydra reads and writes runs through this module.
 
 A run directory holds one run: `open_run` keeps what an earlier run of the same identity signature left there
@@ -29,8 +30,11 @@ SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 EPISODES_FILE = "episodes.jsonl"
 CURVE_FILE = "curve.jsonl"
+VALIDATION_FILE = "validation.jsonl"
 METRICS_FILE = "metrics.json"
 STATUS_RUNNING, STATUS_COMPLETED, STATUS_FAILED = "running", "completed", "failed"
+# A sweep's pruner stopped the run: neither a result nor a failure (its curve and validations are its record).
+STATUS_PRUNED = "pruned"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -102,6 +106,9 @@ class RunRecorder:
     def curve(self, record: dict[str, Any]) -> None:
         self._append(CURVE_FILE, record)
 
+    def validation(self, record: dict[str, Any]) -> None:
+        self._append(VALIDATION_FILE, record)
+
     def truncate(self, name: str, keep: Callable[[dict[str, Any]], bool]) -> int:
         """Keep only the lines of a JSON-lines record (`CURVE_FILE`, `EPISODES_FILE`) that `keep` accepts, rewritten
         atomically; returns how many were dropped. A resumed run drops what its checkpoint does not contain."""
@@ -124,6 +131,10 @@ class RunRecorder:
     def fail(self, error: BaseException | str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
         message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         return self._finish(STATUS_FAILED, metrics or {}, message)
+
+    def prune(self, reason: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        """A sweep's pruner stopped the run: recorded as pruned with `reason` (never with a score)."""
+        return self._finish(STATUS_PRUNED, metrics, reason)
 
     def _finish(self, status: str, metrics: dict[str, Any], error: str | None) -> dict[str, Any]:
         if self.completed is not None:  # a completed run's record is never rewritten

@@ -77,14 +77,24 @@ def evaluation_seeds(cfg: DictConfig, trained: bool) -> list[int]:
     return [int(first) + k for k in range(int(cfg.evaluation.episodes))]
 
 
+# Validation during training plays seeds from here: fixed for every run and trial, and apart from the evaluation's
+# (which start at evaluation.seed, default 0), so choosing the best checkpoint on them does not flatter its score.
+VALIDATION_FIRST_SEED = 1_000_000
+
+
+def validation_seeds(cfg: DictConfig) -> list[int]:
+    return [VALIDATION_FIRST_SEED + k for k in range(int(cfg.training.eval_episodes))]
+
+
 def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None = None, *,
-                    name: str | None = None, trained: bool = False,
+                    name: str | None = None, trained: bool = False, seeds: list[int] | None = None,
                     keep_replays: Callable[[list[dict[str, Any]]], dict[int, list[str]]] | None = None
                     ) -> dict[str, Any]:
     """Play the configured episodes of `cfg.policy` on `cfg.mission` and return the summary (the evaluate
     pipeline's metrics). `name`: the policy's name in the records (default: what `cfg.policy` instantiates);
-    `trained`: the policy was trained by this run (its evaluation seeds then start at 0); `keep_replays`: from
-    the episodes, further replays to keep (seed -> roles) beside the examples (`evaluation.replays`)."""
+    `trained`: the policy was trained by this run (its evaluation seeds then start at 0); `seeds`: other seeds
+    than the evaluation's (a validation's, played without a recorder); `keep_replays`: from the episodes, further
+    replays to keep (seed -> roles) beside the examples (`evaluation.replays`)."""
     from daf_hydra import replays
     from daf_hydra.evaluation import LoadedPolicy, play, seed_everything
     from daf_hydra.missions import build_env
@@ -100,7 +110,7 @@ def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None =
     policy = LoadedPolicy(name, loading.resolve(cfg.policy.class_path, cfg.policy.data_path,
                                                 dict(cfg.policy.kwargs)), device)
     mission = str(cfg.mission.name)
-    seeds = evaluation_seeds(cfg, trained)
+    seeds = seeds if seeds is not None else evaluation_seeds(cfg, trained)
     index = {seed: k for k, seed in enumerate(seeds)}  # episode k plays seeds[k], whichever episodes are played
     done = recorder.finished_episodes(mission) if recorder else {}
     kept = [done[s] for s in seeds if s in done]

@@ -19,6 +19,7 @@ The Python API (`DAFSweepConfig`, `daf_launch_sweep`, `daf_sweep_best_config`) l
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -27,17 +28,19 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
+import hydra.utils
 import yaml
 from hydra.experimental.callback import Callback
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
-from daf_hydra.config import DAFSweepConfig, parameter_key
+from daf_hydra.config import DAFSweepConfig, literal, parameter_key
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import SECTIONS, run_identity
 from daf_hydra.records import METRICS_FILE, write_json_atomic
+from daf_hydra.studies import superseded
 
 TRIALS_FILE = "trials.csv"
 BEST_CONFIG_FILE = "best_config.yaml"
@@ -63,29 +66,123 @@ def register_sweeper() -> None:
 
 
 class DAFOptunaSweeper(OptunaSweeper):
-    """Hydra's Optuna sweeper (the `_target_` of conf/hydra/sweeper/*.yaml) with one study per sweep definition.
+    """Hydra's Optuna sweeper (the `_target_` of conf/hydra/sweeper/*.yaml), with one study per sweep definition
+    and our own trial loop (study_runner): asynchronous trials, `n_trials` as the study's total, heartbeats,
+    retries and pruning.
 
     The plugin creates, or silently resumes, whatever study `study_name` names, so unrelated sweeps that share a
     name mix their trials (and TPE learns from both). Here, before any trial runs, an unnamed sweep (`sweep_name`
     empty) gets the study `sweep-<hash of its definition>`, and a named study must have been created for this
     sweep's definition (kept in its user attributes) or the sweep stops with one line naming both. Every trial
-    gets the name as `sweep_name`: its records, its sweep directory and `SweepResultsCallback` find the study."""
+    gets the name as `sweep_name`, and its own trial as `trial.*` (studies.TrialLink).
+
+    `pruner` (config.PRUNERS): trials validate during training (`training.eval_every`, by default 5 validations
+    per training) and report to the study, whose pruner stops bad ones. The sampler is seeded with `seed` and the
+    number of trials the study holds, so a resumed sweep does not propose the first run's parameters again."""
+
+    def __init__(self, pruner: str = "none", heartbeat_interval: int = 10, max_retry: int = 2,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pruner, self.heartbeat_interval, self.max_retry = str(pruner), int(heartbeat_interval), int(max_retry)
+        self.sampler_config = kwargs["sampler"]
 
     def sweep(self, arguments: list[str]) -> None:
-        impl = self.sweeper  # the plugin's implementation: its options and, after setup, the sweep's config
         try:
-            definition, settings = sweep_definition(impl.config, impl.params, arguments)
-            name = impl.study_name or derived_study_name(definition)
-            if impl.storage is not None:  # an in-memory study is new at every start
-                claim_study(str(impl.storage), name, definition, settings, impl._get_directions())  # as it will
+            self._sweep(arguments)
         except DAFError as exc:  # a user's mistake: one line, exit 2, as a single run's (daf_hydra.run)
             if os.environ.get("HYDRA_FULL_ERROR"):
                 raise
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+
+    def _sweep(self, arguments: list[str]) -> None:
+        import optuna
+        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+        from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+        from daf_hydra.study_runner import StudyRunner
+        from daf_hydra.studies import make_pruner, open_storage
+
+        impl = self.sweeper  # the plugin's implementation: its options and, after setup, the sweep's config
+        directions = impl._get_directions()
+        fixed_overrides = self._check_pruning(impl.config, directions)
+        definition, settings = sweep_definition(impl.config, impl.params, arguments)
+        if self.pruner != "none":
+            definition["pruner"] = self.pruner
+        name = impl.study_name or derived_study_name(definition)
+        if impl.storage is None:
+            raise DAFError("hydra.sweeper.storage=null is invalid: trials report to their study from their own "
+                           "processes, so it must be a database (e.g. sqlite:///multirun/sweeps/optuna.db)")
+        storage = open_storage(str(impl.storage), self.heartbeat_interval, self.max_retry)
+        claim_study(storage, name, definition, settings, directions)
         impl.study_name = name
         impl.config.sweep_name = name  # the sweep's own config: its sweep dir, SweepResultsCallback
-        return super().sweep([*arguments, f"sweep_name={name}"])
+
+        impl._process_searchspace_config()
+        space, fixed, given = create_params_from_overrides([*impl._parse_sweeper_params_config(), *arguments])
+        for key in fixed:
+            space.pop(key, None)
+        n_trials = int(impl.n_trials)
+        existing = len(optuna.load_study(study_name=name, storage=storage).trials)
+        sampler = hydra.utils.instantiate(self.sampler_config, seed=_resumed_seed(self.sampler_config, existing))
+        if isinstance(sampler, functools.partial):  # the grid: its points are the space's choices
+            grid = {k: impl._to_grid_sampler_choices(d) for k, d in space.items()}
+            sampler = sampler(grid)
+            n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
+        evaluations = math.ceil(int(impl.config.training.total_steps) / int(impl.config.training.eval_every)) \
+            if self.pruner != "none" else None
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions,
+                                    pruner=make_pruner(self.pruner, evaluations), load_if_exists=True)
+        trial_overrides = [
+            f"sweep_name={name}", f"trial.storage={literal(str(impl.storage))}", f"trial.study={name}",
+            f"trial.pruner={self.pruner}", f"trial.heartbeat_interval={self.heartbeat_interval}",
+        ]
+
+        def configure(trial: Any) -> list[str]:
+            for key, distribution in space.items():
+                trial._suggest(key, distribution)
+            for key, value in fixed.items():
+                trial.set_user_attr(key, value)
+            return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()), *given, *fixed_overrides,
+                    *trial_overrides, f"trial.number={trial.number}"]
+
+        sweep_dir = Path(impl.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # its results, even when the study had nothing left to run
+        StudyRunner(
+            study=study, n_trials=n_trials, workers=max(1, int(impl.n_jobs)), configure=configure,
+            launch=lambda overrides, idx: impl.launcher.launch([overrides], initial_job_idx=idx)[0],
+            run_dir=lambda idx: sweep_dir / str(idx), heartbeat_interval=self.heartbeat_interval,
+            max_retry=self.max_retry, max_failure_rate=float(impl.max_failure_rate),
+            in_process=isinstance(impl.launcher, BasicLauncher),
+        ).run()
+
+    def _check_pruning(self, config: DictConfig, directions: list[str]) -> list[str]:
+        """Whether this sweep can prune, before any trial; the overrides pruning adds to every trial (the
+        validations it judges, when `training.eval_every` is not given: 5 per training)."""
+        from daf_hydra.studies import make_pruner
+
+        make_pruner(self.pruner)  # an unknown name: one line
+        if self.pruner == "none":
+            return []
+        if str(config.pipeline.name) != "train":
+            raise DAFError(f"hydra.sweeper.pruner={self.pruner} needs pipeline=train (trials that train and "
+                           f"validate), not pipeline={config.pipeline.name}; or hydra.sweeper.pruner=none")
+        if len(directions) > 1:
+            raise DAFError(f"hydra.sweeper.pruner={self.pruner} cannot prune a multi-objective study "
+                           f"({len(directions)} objectives): use one objective.metric or hydra.sweeper.pruner=none")
+        if config.training.eval_every:
+            return []
+        config.training.eval_every = max(1, int(config.training.total_steps) // 5)
+        return [f"training.eval_every={config.training.eval_every}"]
+
+
+def _resumed_seed(sampler_config: Any, existing: int) -> Optional[int]:
+    """The sampler's seed for a study that holds `existing` trials: the configured seed for a new study (the same
+    command reproduces it), another one derived from it for a resumed one (so it does not replay its proposals)."""
+    seed = sampler_config.get("seed") if sampler_config is not None else None
+    if seed is None or existing == 0:
+        return seed
+    return (int(seed) * 1_000_003 + existing) % 2**31
 
 
 def sweep_definition(cfg: DictConfig, params: Mapping[str, Any] | None,
@@ -127,7 +224,7 @@ def describe(definition: Mapping[str, Any]) -> str:
     return "; ".join(f"{k} {v}" for k, v in definition.items())
 
 
-def claim_study(storage: str, name: str, definition: dict[str, Any], settings: dict[str, Any],
+def claim_study(storage: Any, name: str, definition: dict[str, Any], settings: dict[str, Any],
                 directions: list[str]) -> None:
     """Open (or create) study `name`, recording the definition it is created for; refuse one created for another.
 
@@ -142,7 +239,7 @@ def claim_study(storage: str, name: str, definition: dict[str, Any], settings: d
     elif stored != definition:
         before = study.user_attrs.get(SETTINGS_ATTR) or {}
         changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
-        raise DAFError(f"study {name!r} ({storage}) was created for another sweep [{describe(stored)}], not this one "
+        raise DAFError(f"study {name!r} ({getattr(storage, 'url', storage)}) was created for another sweep [{describe(stored)}], not this one "
                        f"[{describe(definition)}]" + (f" (settings differ in {', '.join(changed)})" if changed else "")
                        + ": give this sweep another sweep_name, or none to get a study of its own")
 
@@ -164,43 +261,24 @@ class TrialRecord:
     checkpoint: str | None = None
 
 
-def _job_dirs(search_root: Path, study_name: str) -> list[tuple[Path, dict[str, str]]]:
-    """Every job directory of a sweep of this study below `search_root` (each job's `.hydra/` names its study),
-    with the job's overrides as key -> value strings."""
-    jobs = []
-    for overrides_file in sorted(search_root.rglob(".hydra/overrides.yaml")):
-        hydra_dir = overrides_file.parent
-        if _study_of(hydra_dir) != study_name:
+def _job_dirs(search_root: Path, study_name: str) -> dict[int, Path]:
+    """The run directory of every trial of this study below `search_root`, by trial number (each trial's run
+    records its study and number: config `trial.*`)."""
+    jobs = {}
+    for config_file in sorted(search_root.rglob(".hydra/config.yaml")):
+        try:
+            trial = OmegaConf.load(config_file).get("trial") or {}
+        except Exception:  # a torn file, or a run of another kind: not one of this study's trials
             continue
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
-        pairs = dict(o.split("=", 1) for o in overrides if "=" in o)
-        jobs.append((hydra_dir.parent, {k.lstrip("+~"): v for k, v in pairs.items()}))
+        if trial.get("study") == study_name and trial.get("number") is not None:
+            jobs[int(trial["number"])] = config_file.parent.parent
     return jobs
 
 
-def _study_of(hydra_dir: Path) -> str | None:
-    """The study a job belonged to: `hydra.sweeper.study_name`, resolved against the job's own config."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.load(hydra_dir / "config.yaml"), OmegaConf.load(hydra_dir / "hydra.yaml"))
-        return OmegaConf.select(merged, "hydra.sweeper.study_name", default=None)
-    except Exception:  # a job dir of another kind of multirun, or a torn file: not one of this study's jobs
-        return None
-
-
-def _same_value(text: str, value: Any) -> bool:
-    if isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool):
-        try:
-            return math.isclose(float(text), float(value), rel_tol=1e-9, abs_tol=1e-12)
-        except ValueError:
-            return False
-    return str(value) == text
-
-
 def study_trials(study: Any, search_root: Path) -> list[TrialRecord]:
-    """All trials of a study, each matched to the job directory whose overrides hold its parameters (sweeps of
-    the same study below `search_root`: the one that just ended and those it resumed)."""
+    """All trials of a study, each with its run directory below `search_root` (sweeps of the same study: the
+    one that just ended and those it resumed), its error and its best checkpoint."""
     jobs = _job_dirs(search_root, study.study_name)
-    used: set[Path] = set()
     records = []
     for trial in study.trials:
         record = TrialRecord(
@@ -209,19 +287,16 @@ def study_trials(study: Any, search_root: Path) -> list[TrialRecord]:
             values=list(trial.values) if trial.values is not None else None,
             params=dict(trial.params),
             duration_s=trial.duration.total_seconds() if trial.duration is not None else None,
+            error=trial.user_attrs.get("error"),
         )
-        for job_dir, overrides in jobs:
-            if job_dir in used or not trial.params:
-                continue
-            if all(k in overrides and _same_value(overrides[k], v) for k, v in trial.params.items()):
-                used.add(job_dir)
-                record.run_dir = str(job_dir)
-                metrics_path = job_dir / METRICS_FILE
-                if metrics_path.is_file():
-                    metrics = json.loads(metrics_path.read_text())
-                    record.error = metrics.get("error")
-                    record.checkpoint = metrics.get("final_checkpoint")
-                break
+        job_dir = jobs.get(trial.number)
+        if job_dir is not None:
+            record.run_dir = str(job_dir)
+            metrics_path = job_dir / METRICS_FILE
+            if metrics_path.is_file():
+                metrics = json.loads(metrics_path.read_text())
+                record.error = record.error or metrics.get("error")
+                record.checkpoint = metrics.get("best_checkpoint") or metrics.get("final_checkpoint")
         records.append(record)
     return records
 
@@ -254,6 +329,7 @@ def write_sweep_results(sweep_dir: Path, storage: str, study_name: str, objectiv
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     trials = study_trials(study, sweep_dir.parent)
+    retried = superseded(study.trials)
     write_trials_csv(sweep_dir / TRIALS_FILE, trials, objective_names)
     best = _best_trials(study)
     by_number = {t.number: t for t in trials}
@@ -264,7 +340,9 @@ def write_sweep_results(sweep_dir: Path, storage: str, study_name: str, objectiv
         "objectives": list(objective_names),
         "trials": len(trials),
         "completed": sum(t.state == "COMPLETE" for t in trials),
-        "failed": sum(t.state == "FAIL" for t in trials),
+        "failed": sum(t.state == "FAIL" and t.number not in retried for t in trials),
+        "retried": len(retried),  # failed trials of dead processes, run again with their parameters
+        "pruned": sum(t.state == "PRUNED" for t in trials),
         "best": [vars(by_number[t.number]) for t in best],
     }
     if best and by_number[best[0].number].run_dir:
@@ -277,19 +355,23 @@ def write_sweep_results(sweep_dir: Path, storage: str, study_name: str, objectiv
         )
         (sweep_dir / BEST_OVERRIDES_FILE).write_text((run_dir / ".hydra" / "overrides.yaml").read_text())
     write_json_atomic(sweep_dir / SWEEP_FILE, summary)
-    write_sweep_report(sweep_dir / SWEEP_REPORT_FILE, study)
+    write_sweep_report(sweep_dir / SWEEP_REPORT_FILE, study, trials)
     return summary
 
 
-def write_sweep_report(path: Path, study: Any) -> None:
-    """Optuna's own plotly figures in one offline HTML page (plotly.js inlined)."""
+def write_sweep_report(path: Path, study: Any, trials: Sequence[TrialRecord] = ()) -> None:
+    """Optuna's own plotly figures in one offline HTML page (plotly.js inlined): optimisation history, slices and
+    parallel coordinates (log axes for log-scale parameters, as Optuna draws them), parameter importances,
+    every trial's validations with pruned trials marked, and the best trial's learning curve."""
     import html
 
     import optuna.visualization as ov
 
     completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+    counts = {state: sum(t.state.name == state for t in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     sections = [f"<h1>Sweep {html.escape(study.study_name)}</h1>",
-                f"<p>{len(study.trials)} trials, {len(completed)} completed.</p>"]
+                f"<p>{len(study.trials)} trials: {counts['COMPLETE']} complete, {counts['PRUNED']} PRUNED, "
+                f"{counts['FAIL']} failed.</p>"]
     figures = []
     if completed:
         targets = range(len(study.directions))
@@ -305,10 +387,51 @@ def write_sweep_report(path: Path, study: Any) -> None:
                         figures.append(ov.plot_param_importances(study, target=target, target_name=name))
                     except (RuntimeError, ValueError) as exc:  # too few distinct trials to estimate importances
                         sections.append(f"<p>No parameter importances: {html.escape(str(exc))}</p>")
+    if any(t.intermediate_values for t in study.trials):
+        figures.append(_validations_figure(study))
+    best = _best_trials(study)
+    by_number = {t.number: t for t in trials}
+    if best and by_number.get(best[0].number) and by_number[best[0].number].run_dir:
+        curve = _learning_curve_figure(Path(by_number[best[0].number].run_dir), best[0].number)
+        if curve is not None:
+            figures.append(curve)
     for k, fig in enumerate(figures):
         sections.append(fig.to_html(full_html=False, include_plotlyjs="inline" if k == 0 else False))
     page = "<!doctype html><html><head><meta charset='utf-8'><title>sweep</title></head><body>" + "".join(sections)
     path.write_text(page + "</body></html>")
+
+
+def _validations_figure(study: Any) -> Any:
+    """Optuna's intermediate-values plot (one line per trial: its validations), pruned trials dotted and named."""
+    import optuna.visualization as ov
+
+    fig = ov.plot_intermediate_values(study)
+    states = {f"Trial{t.number}": t.state.name for t in study.trials}
+    for trace in fig.data:
+        if states.get(trace.name) == "PRUNED":
+            trace.name = f"{trace.name} (PRUNED)"
+            trace.line = {"dash": "dot"}
+    fig.update_layout(title="Validations during training (x: validation number)", showlegend=True)
+    return fig
+
+
+def _learning_curve_figure(run_dir: Path, number: int) -> Any:
+    """The best trial's training curve (episode reward by agent step) and its validations, or None without one."""
+    import plotly.graph_objects as go
+
+    from daf_hydra.records import CURVE_FILE, VALIDATION_FILE, read_jsonl
+
+    curve = [r for r in read_jsonl(run_dir / CURVE_FILE) if r.get("episode_reward") is not None]
+    if not curve:
+        return None
+    fig = go.Figure(go.Scatter(x=[r["agent_steps"] for r in curve], y=[r["episode_reward"] for r in curve],
+                               mode="lines", name="training episode reward"))
+    validations = [r for r in read_jsonl(run_dir / VALIDATION_FILE) if r.get("value") is not None]
+    if validations:
+        fig.add_trace(go.Scatter(x=[r["agent_steps"] for r in validations], y=[r["value"] for r in validations],
+                                 mode="lines+markers", name=f"validation {validations[0]['metric']}"))
+    fig.update_layout(title=f"Best trial ({number}): learning curve", xaxis_title="agent steps")
+    return fig
 
 
 class SweepResultsCallback(Callback):

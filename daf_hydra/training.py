@@ -50,7 +50,7 @@ from daf_hydra.errors import DAFError
 from daf_hydra.evaluation import seeded_env
 from daf_hydra.missions import build_env
 from daf_hydra.policies import loading
-from daf_hydra.records import CURVE_FILE, RunRecorder
+from daf_hydra.records import CURVE_FILE, VALIDATION_FILE, RunRecorder
 
 CHECKPOINTS_DIR = "checkpoints"
 WEIGHTS_FILE = "weights.pt"
@@ -291,11 +291,14 @@ def train(
     rank: int = 0,
     world_size: int = 1,
     wrap_network: Optional[Callable[[Any], Any]] = None,
+    validate: Optional[Callable[[Path, dict[str, Any]], None]] = None,
 ) -> TrainingResult:
     """Train `cfg.policy` on `missions` (mission configs) with the settings of `cfg.training`.
 
     Writes curve.jsonl through `recorder` and checkpoint bundles under `run_dir/checkpoints` (rank 0 only; pass
-    recorder=None on other ranks). Raises DAFError for a policy with nothing to train or a diverged run, and
+    recorder=None on other ranks). With `training.eval_every`, every that many agent steps (rounded up to whole
+    updates) and after the last update, rank 0 writes a checkpoint and calls `validate(bundle, curve record)`;
+    whatever it raises (errors.Pruned) ends the training. Raises DAFError for a policy with nothing to train or a diverged run, and
     TrainingInterrupted after Ctrl-C (once the checkpoint is written)."""
     import torch
 
@@ -331,6 +334,7 @@ def train(
         first_update = int(state["update"]) if state else 0
         if recorder is not None:  # drop updates the checkpoint does not hold (all of them on a fresh start)
             recorder.truncate(CURVE_FILE, lambda r: r.get("update", 0) <= first_update)
+            recorder.truncate(VALIDATION_FILE, lambda r: r.get("update", 0) <= first_update)
 
         import pufferlib.vector
 
@@ -360,7 +364,8 @@ def train(
             init_kwargs = {**resolved.kwargs, **getattr(policy, "bundle_kwargs", dict)()}
             loop = _Loop(trainer, network, t, resolved.class_path, init_kwargs, pei, run_dir,
                          recorder if lead else None, names, lead)
-            return loop.run(total_updates, start)
+            every = math.ceil(int(t.eval_every) / batch) if t.eval_every and validate is not None and lead else None
+            return loop.run(total_updates, start, (every, validate) if every else None)
         finally:
             vecenv.close()
     finally:
@@ -377,7 +382,8 @@ class _Loop:
         self.recorder, self.names, self.lead = recorder, list(names), lead
         self.saved_update = trainer.epoch if trainer.epoch else -1  # a resumed run's checkpoint exists already
 
-    def run(self, total_updates: int, start: Optional[Path]) -> TrainingResult:
+    def run(self, total_updates: int, start: Optional[Path],
+            validation: Optional[tuple[int, Callable[[Path, dict[str, Any]], None]]] = None) -> TrainingResult:
         tr = self.trainer
         first_steps, began = tr.global_step, time.perf_counter()
         progress = _Progress(total_updates, first_steps, began) if self.lead else None
@@ -395,6 +401,8 @@ class _Loop:
                     events.add(record)
                 if self.lead and tr.epoch % int(self.t.checkpoint_interval) == 0:
                     self.save()
+                if validation is not None and (tr.epoch % validation[0] == 0 or tr.epoch >= total_updates):
+                    validation[1](self.save(), record)
                 if progress is not None:
                     progress.update(record)
             wall = time.perf_counter() - began

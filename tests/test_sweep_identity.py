@@ -66,8 +66,11 @@ def test_the_cli_the_presets_and_the_api_sweep_the_learning_rate_as_lr(cli, tmp_
 
 def test_unrelated_sweeps_get_studies_of_their_own_and_a_rerun_resumes_its_own(cli, tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    common = ["hydra/sweeper=random", "hydra.sweeper.params.lr=choice(0.001,0.003)", "hydra.sweeper.n_trials=1"]
-    sweeps = [("a1", []), ("a2", []), ("b", ["mission.max_steps=40"]), ("c", ["objective.direction=minimize"])]
+    common = ["hydra/sweeper=random", "hydra.sweeper.params.lr=choice(0.001,0.003)"]
+    # n_trials is the study's total: a2, the same sweep asking 2, resumes a1's study and adds one
+    sweeps = [("a1", ["hydra.sweeper.n_trials=1"]), ("a2", ["hydra.sweeper.n_trials=2"]),
+              ("b", ["mission.max_steps=40", "hydra.sweeper.n_trials=1"]),
+              ("c", ["objective.direction=minimize", "hydra.sweeper.n_trials=1"])]
     for name, extra in sweeps:
         r = cli_sweep(cli, storage, tmp_path / name, *common, *extra)
         assert r.returncode == 0, r.stderr[-3000:]
@@ -89,9 +92,10 @@ def test_a_named_study_refuses_a_sweep_of_another_definition_before_any_trial(cl
     common = ["hydra/sweeper=grid", "hydra.sweeper.params.lr=choice(0.001,0.003)", "sweep_name=shared"]
     r = cli_sweep(cli, storage, tmp_path / "first", *common)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = cli_sweep(cli, storage, tmp_path / "again", *common)  # the same sweep resumes its named study
+    r = cli_sweep(cli, storage, tmp_path / "again", *common)  # the same sweep: its grid is done, nothing runs
     assert r.returncode == 0, r.stderr[-3000:]
-    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 4
+    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 2
+    assert json.loads((tmp_path / "again" / "sweep.json").read_text())["completed"] == 2
 
     r = cli_sweep(cli, storage, tmp_path / "other", *common, "evaluation.episodes=2")
     assert r.returncode == 2
@@ -99,13 +103,13 @@ def test_a_named_study_refuses_a_sweep_of_another_definition_before_any_trial(cl
     assert len(errors) == 1 and "study 'shared'" in errors[0] and errors[0].count("pipeline evaluate") == 2
     assert "settings differ in evaluation.episodes" in errors[0]
     assert not (tmp_path / "other").exists()
-    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 4
+    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 2
 
     monkeypatch.chdir(tmp_path)
     cfg = api_sweep(tmp_path, storage=storage, sweep_name="shared", search_space={"learning_rate": [0.01, 0.03]})
     with pytest.raises(DAFError, match=r"^sweep shared failed before any result \(exit 2\): error: study 'shared'"):
         daf_launch_sweep(cfg, timeout_s=600)
-    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 4
+    assert len(optuna.load_study(study_name="shared", storage=storage).trials) == 2
 
 
 def test_pipeline_sweep_trials_are_the_run_the_command_line_composes(cli, tmp_path):

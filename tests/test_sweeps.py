@@ -46,11 +46,16 @@ def read_trials(sweep_dir):
 def test_a_study_persists_in_sqlite_and_resumes_without_overwriting_runs(cli, tmp_path):
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     common = ["-m", *EVAL, "hydra/sweeper=optuna", "hydra.sweeper.params.mission.regen_period=range(2,40)",
-              "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage={storage}", "sweep_name=regen"]
+              f"hydra.sweeper.storage={storage}", "sweep_name=regen"]
     first, second = tmp_path / "sweeps" / "a", tmp_path / "sweeps" / "b"
-    r = cli(*common, f"hydra.sweep.dir={first}")
+    r = cli(*common, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={first}")
     assert r.returncode == 0, r.stderr
-    r = cli(*common, f"hydra.sweep.dir={second}")
+    # n_trials is the study's total: the same command again has nothing left to run
+    r = cli(*common, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'sweeps' / 'again'}")
+    assert r.returncode == 0, r.stderr
+    assert "study holds 4 of 4 trials already" in r.stdout
+    assert len(optuna.load_study(study_name="regen", storage=storage).trials) == 4
+    r = cli(*common, "hydra.sweeper.n_trials=8", f"hydra.sweep.dir={second}")
     assert r.returncode == 0, r.stderr
 
     study = optuna.load_study(study_name="regen", storage=storage)

@@ -8,12 +8,13 @@ says later.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from daf_hydra.errors import DAFError
+from daf_hydra.errors import DAFError, Pruned
 from daf_hydra.records import METRICS_FILE, STATUS_COMPLETED, write_json_atomic
 from daf_hydra.orchestrators.analyze import run_analyze
 from daf_hydra.orchestrators.benchmark import daf_run_benchmark_pipeline, run_benchmark
@@ -23,6 +24,7 @@ from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline, run_com
 from daf_hydra.orchestrators.crossplay import daf_crossplay, run_crossplay_pipeline
 from daf_hydra.orchestrators.evaluate import run_evaluate
 from daf_hydra.results import PipelineResult
+from daf_hydra.studies import trial_link
 from daf_hydra.orchestrators.sweep import daf_run_sweep_pipeline, run_sweep
 from daf_hydra.orchestrators.train import run_train
 from daf_hydra.orchestrators.training import daf_run_training_pipeline
@@ -43,14 +45,46 @@ __all__ = ["PIPELINES", "PipelineResult", "daf_crossplay", "daf_run_benchmark_pi
 
 
 def run_pipeline(cfg: DictConfig) -> Any:
-    """Run the configured pipeline; return `objective.metric` of what it returned (a list when several)."""
+    """Run the configured pipeline; return `objective.metric` of what it returned (a list when several).
+
+    A run that is a sweep's trial (`trial.*`, set by the sweeper) tells its trial how it ended (studies): its
+    objective, pruned (None is returned), or failed (the error propagates as in any run)."""
     name = cfg.pipeline.name
     if name not in PIPELINES:
         raise DAFError(f"pipeline.name={name!r} is unknown: valid pipelines are {', '.join(sorted(PIPELINES))}")
     run_dir = Path(cfg.output_dir)
-    if cfg.seeds:
-        return run_over_seeds(cfg, run_dir)
-    return objective_value(cfg.objective, name, PIPELINES[name](cfg, run_dir))
+    with trial_link(cfg, validations(cfg)) as link:
+        try:
+            if cfg.seeds:
+                value = run_over_seeds(cfg, run_dir)
+            else:
+                value = objective_value(cfg.objective, name, PIPELINES[name](cfg, run_dir))
+        except Pruned as exc:
+            if link is None:
+                raise
+            link.tell("PRUNED", error=str(exc))
+            print(f"trial {link.number} pruned: {exc}", flush=True)
+            return None
+        except BaseException as exc:
+            if link is not None:
+                link.tell("FAIL", error=f"{type(exc).__name__}: {exc}")
+            raise
+        if link is not None:
+            values = [float(v) for v in (value if isinstance(value, list) else [value])] if value is not None else []
+            if values and all(math.isfinite(v) for v in values):
+                link.tell("COMPLETE", values)
+            else:
+                link.tell("FAIL", error=f"objective {value!r} is not a finite number")
+        return value
+
+
+def validations(cfg: DictConfig) -> int | None:
+    """How many validations a training run makes (training.eval_every, and one at the end): the pruner's
+    steps."""
+    training = cfg.get("training")
+    if cfg.pipeline.name != "train" or training is None or not training.get("eval_every"):
+        return None
+    return math.ceil(int(training.total_steps) / int(training.eval_every))
 
 
 def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:

@@ -24,19 +24,22 @@ from typing import Any, Callable, Iterator, Optional
 
 from omegaconf import DictConfig
 
-from daf_hydra.errors import DAFError
+from daf_hydra.errors import DAFError, Pruned
 from daf_hydra.missions import build_env
 from daf_hydra.results import FAILED, PARTIAL, SUCCESS, PipelineResult
 from daf_hydra.identity import policy_name
-from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
+from daf_hydra.records import EPISODES_FILE, VALIDATION_FILE, RunRecorder, read_jsonl, write_json_atomic
 from daf_hydra.compose import to_container
-from daf_hydra.runs import evaluate_policy, start_run, validate_train_run
+from daf_hydra.runs import evaluate_policy, start_run, validate_train_run, validation_seeds
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
 # What a train run writes besides its records: cleared with them when it is started over (restart=true).
 OWNED = ("checkpoints", "check.json", "pipeline.json")
 # Evaluation summary keys (records.summarize_episodes) averaged over the evaluation missions in metrics.json.
+# Episode summary keys a validation can score a checkpoint by (else mean_reward).
+VALIDATION_METRICS = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent",
+                      "success_rate", "mean_steps")
 AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate",
             "mean_steps")
 
@@ -94,19 +97,37 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
         checkpoint = None
         if trainable:
             recorder.truncate(EPISODES_FILE, lambda r: False)  # a resumed run evaluates afresh
+            validation = Validation(cfg, evals, device, recorder) if cfg.training.eval_every else None
             with _stage(result, "training"):
-                trained = train_fn(cfg, missions, run_dir, recorder)
+                if validation is None:
+                    trained = train_fn(cfg, missions, run_dir, recorder)
+                else:
+                    if train_fn is not train:
+                        raise DAFError(f"training.eval_every={cfg.training.eval_every} is not supported with "
+                                       "distributed training: set training.eval_every=null")
+                    trained = train(cfg, missions, run_dir, recorder, validate=validation)
             checkpoint = trained.final_checkpoint
             metrics.update(training=trained.to_dict(), final_checkpoint=str(checkpoint))
             result.outputs.update(final_checkpoint=str(checkpoint), training=trained.to_dict())
             with _stage(result, "checkpoint"):
                 _verify_checkpoint(checkpoint, trained.weights_digest, missions[0])
+            if validation is not None and validation.best is not None:  # evaluate the best, not the last
+                checkpoint = Path(validation.best["checkpoint"])
+                metrics.update(best_checkpoint=str(checkpoint), best_validation=validation.best)
+                result.outputs.update(best_checkpoint=str(checkpoint), best_validation=validation.best)
         else:
             reason = f"policy {name!r} has nothing to train (policy.network() is None): evaluating only"
             print(reason)
             result.outputs["skipped"] = {"training": reason, "checkpoint": reason}
         with _stage(result, "evaluation"):
             evaluation = evaluate_missions(cfg, evals, checkpoint, device, recorder, name)
+    except Pruned as exc:  # the sweep's pruner: recorded as pruned, with the validations that decided it
+        result.status = PARTIAL
+        result.errors.append(f"pruned: {exc}")
+        result.total_time_seconds = time.time() - begin
+        recorder.prune(str(exc), metrics)
+        result.write(run_dir)
+        raise
     except BaseException as exc:
         if isinstance(exc, TrainingInterrupted):
             metrics["final_checkpoint"] = str(exc.checkpoint)
@@ -125,6 +146,60 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
     result.write(run_dir)
     _report(name, metrics, run_dir)
     return result
+
+
+class Validation:
+    """Plays each checkpoint training hands over on the validation seeds (runs.validation_seeds: the same for every
+    run and trial, apart from the evaluation's) of every evaluation mission, records it (validation.jsonl), keeps
+    the best, and reports it to the run's sweep trial, if any: raises Pruned when its pruner says stop.
+
+    The value is `objective.metric` when it is an episode summary key (mean_reward, success_rate, ...), else
+    mean_reward, averaged over the missions; `best` is the best record so far (the checkpoint the run's
+    evaluation then plays)."""
+
+    def __init__(self, cfg: DictConfig, missions: list[DictConfig], device: str, recorder: RunRecorder):
+        self.cfg = copy.deepcopy(cfg)
+        self.cfg.evaluation.progress = False
+        self.missions, self.device, self.recorder = missions, device, recorder
+        metric, direction = cfg.objective.metric, cfg.objective.direction
+        single = isinstance(metric, str) and metric in VALIDATION_METRICS
+        self.metric = str(metric) if single else "mean_reward"
+        self.maximize = str(direction) != "minimize" if single else True
+        # a resumed run keeps the validations its checkpoint holds (training truncates the rest)
+        self.records = read_jsonl(recorder.run_dir / VALIDATION_FILE)
+
+    @property
+    def best(self) -> Optional[dict[str, Any]]:
+        scored = [r for r in self.records if r.get("value") is not None]
+        if not scored:
+            return None
+        return (max if self.maximize else min)(scored, key=lambda r: r["value"])
+
+    def __call__(self, bundle: Path, curve: dict[str, Any]) -> None:
+        from daf_hydra.studies import active
+
+        seeds = validation_seeds(self.cfg)
+        per_mission = {}
+        for mission in self.missions:
+            sub = copy.deepcopy(self.cfg)
+            sub.mission, sub.policy.data_path = mission, str(bundle)
+            summary = evaluate_policy(sub, self.device, None, trained=True, seeds=seeds)
+            per_mission[str(mission.name)] = summary.get(self.metric)
+        values = [v for v in per_mission.values() if v is not None]
+        value = float(sum(values) / len(values)) if len(values) == len(per_mission) else None
+        step = len(self.records) + 1
+        record = {"validation": step, "update": curve["update"], "agent_steps": curve["agent_steps"],
+                  "checkpoint": str(bundle), "metric": self.metric, "value": value, "episodes": len(seeds),
+                  "by_mission": per_mission}
+        self.records.append(record)
+        self.recorder.validation(record)
+        shown = "-" if value is None else f"{value:.3f}"
+        print(f"validation {step}: {self.metric} {shown} over {len(seeds)} episodes at agent step "
+              f"{curve['agent_steps']:,} ({bundle.name})", flush=True)
+        link = active()
+        if link is not None and value is not None and link.report(value, step):
+            raise Pruned(f"pruned by the sweep's {link.pruner_name} pruner at validation {step} (agent step "
+                         f"{curve['agent_steps']:,}): {self.metric} {value:.4g}")
 
 
 @contextmanager
