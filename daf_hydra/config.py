@@ -195,11 +195,11 @@ class TrainingConfig:
     compile_fullgraph: bool = False
     torch_threads: int = 1  # intra-op threads: 1 is fastest for these small networks (measured: 2 halves SPS)
     checkpoint_interval: int = 50  # updates between checkpoints; one more is written at the end
-    # Validation during training: every `eval_every` agent steps (and at the end) the current checkpoint plays
-    # `eval_episodes` episodes on fixed validation seeds (not the evaluation's); the run's evaluation then plays
-    # the best of them, and a sweep's pruner judges the trial on them. None: no validation (the last checkpoint).
-    eval_every: Optional[int] = None
-    eval_episodes: int = 8
+    # Validation during training: every `validate_every` agent steps (and at the end) the current checkpoint plays
+    # `validation_episodes` episodes on fixed validation seeds (not the evaluation's); the run's evaluation then
+    # plays the best of them, and a sweep's pruner judges the trial on them. None: no validation (the last checkpoint).
+    validate_every: Optional[int] = None
+    validation_episodes: int = 8
     resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
     tensorboard: bool = False  # also write the curve as TensorBoard events (the `tensorboard` extra)
     seed: int = II("seed")
@@ -285,11 +285,6 @@ class DAFBenchmarkConfig:
             raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first one")
         if self.episodes_per_mission < 1:
             raise DAFError(f"benchmark.episodes_per_mission={self.episodes_per_mission} is invalid: it must be >= 1")
-        if self.pruner not in PRUNERS:
-            raise DAFError(f"pruner={self.pruner!r} is invalid: valid pruners are {', '.join(PRUNERS)}")
-        if self.pruner != "none" and self.pipeline != "train":
-            raise DAFError(f"pruner={self.pruner} needs pipeline='train' (trials that train and validate), not "
-                           f"pipeline={self.pipeline!r}; or pruner='none'")
         if self.training_steps is not None and self.training_steps < 1:
             raise DAFError(f"benchmark.training_steps={self.training_steps} is invalid: it must be >= 1 or null")
         if self.deploy_policy is not None and self.deploy_policy not in self.policies:
@@ -700,9 +695,10 @@ def validate_training(t: Any, num_agents: int) -> None:
     for key in ("adam_beta1", "adam_beta2"):
         _check(0 <= getattr(t, key) < 1, key, getattr(t, key), "it must lie in [0, 1)")
     _check(0 <= t.prio_beta0 <= 1, "prio_beta0", t.prio_beta0, "it must lie in [0, 1]")
-    _check(t.eval_every is None or t.eval_every >= 1, "eval_every", t.eval_every,
+    _check(t.validate_every is None or t.validate_every >= 1, "validate_every", t.validate_every,
            "it must be a whole number of agent steps >= 1, or null for no validation during training")
-    _check(t.eval_episodes >= 1, "eval_episodes", t.eval_episodes, "it must be a whole number >= 1")
+    _check(t.validation_episodes >= 1, "validation_episodes", t.validation_episodes,
+           "it must be a whole number >= 1")
     _check(t.optimizer in OPTIMIZERS, "optimizer", t.optimizer, f"valid optimizers are {', '.join(OPTIMIZERS)}")
     _check(t.optimizer != "muon" or find_spec("heavyball") is not None, "optimizer", t.optimizer,
            "muon needs the heavyball package (pip install heavyball), or use optimizer=adam")

@@ -5,7 +5,7 @@ A run directory holds (schema in docs/records.md):
   run.json            provenance: run id, config signature, seed, code and package versions, host, device, timings
   episodes.jsonl      one JSON line per finished episode, appended and flushed as it finishes
   curve.jsonl         training runs: one JSON line per PPO update
-  validation.jsonl    training runs with training.eval_every: one line per validation of a checkpoint
+  validation.jsonl    training runs with training.validate_every: one line per validation of a checkpoint
   metrics.json        the summary, written atomically (write then rename) with status completed | failed | pruned
 Everything else in daf_hydra reads and writes runs through this module.
 

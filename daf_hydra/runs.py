@@ -83,7 +83,7 @@ VALIDATION_FIRST_SEED = 1_000_000
 
 
 def validation_seeds(cfg: DictConfig) -> list[int]:
-    return [VALIDATION_FIRST_SEED + k for k in range(int(cfg.training.eval_episodes))]
+    return [VALIDATION_FIRST_SEED + k for k in range(int(cfg.training.validation_episodes))]
 
 
 def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None = None, *,

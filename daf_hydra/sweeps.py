@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import datetime
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ class DAFOptunaSweeper(OptunaSweeper):
     sweep's definition (kept in its user attributes) or the sweep stops with one line naming both. Every trial
     gets the name as `sweep_name`, and its own trial as `trial.*` (studies.TrialLink).
 
-    `pruner` (config.PRUNERS): trials validate during training (`training.eval_every`, by default 5 validations
+    `pruner` (config.PRUNERS): trials validate during training (`training.validate_every`, by default 5 validations
     per training) and report to the study, whose pruner stops bad ones. The sampler is seeded with `seed` and the
     number of trials the study holds, so a resumed sweep does not propose the first run's parameters again."""
 
@@ -129,7 +130,7 @@ class DAFOptunaSweeper(OptunaSweeper):
             grid = {k: impl._to_grid_sampler_choices(d) for k, d in space.items()}
             sampler = sampler(grid)
             n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
-        evaluations = math.ceil(int(impl.config.training.total_steps) / int(impl.config.training.eval_every)) \
+        evaluations = math.ceil(int(impl.config.training.total_steps) / int(impl.config.training.validate_every)) \
             if self.pruner != "none" else None
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions,
                                     pruner=make_pruner(self.pruner, evaluations), load_if_exists=True)
@@ -146,7 +147,7 @@ class DAFOptunaSweeper(OptunaSweeper):
             return [*(f"{k}={v}" for k, v in {**trial.params, **fixed}.items()), *given, *fixed_overrides,
                     *trial_overrides, f"trial.number={trial.number}"]
 
-        sweep_dir = Path(impl.config.hydra.sweep.dir)
+        sweep_dir = Path(study_sweep_dir(impl.config, name))
         sweep_dir.mkdir(parents=True, exist_ok=True)  # its results, even when the study had nothing left to run
         StudyRunner(
             study=study, n_trials=n_trials, workers=max(1, int(impl.n_jobs)), configure=configure,
@@ -158,7 +159,7 @@ class DAFOptunaSweeper(OptunaSweeper):
 
     def _check_pruning(self, config: DictConfig, directions: list[str]) -> list[str]:
         """Whether this sweep can prune, before any trial; the overrides pruning adds to every trial (the
-        validations it judges, when `training.eval_every` is not given: 5 per training)."""
+        validations it judges, when `training.validate_every` is not given: 5 per training)."""
         from daf_hydra.studies import make_pruner
 
         make_pruner(self.pruner)  # an unknown name: one line
@@ -170,10 +171,23 @@ class DAFOptunaSweeper(OptunaSweeper):
         if len(directions) > 1:
             raise DAFError(f"hydra.sweeper.pruner={self.pruner} cannot prune a multi-objective study "
                            f"({len(directions)} objectives): use one objective.metric or hydra.sweeper.pruner=none")
-        if config.training.eval_every:
+        if config.training.validate_every:
             return []
-        config.training.eval_every = max(1, int(config.training.total_steps) // 5)
-        return [f"training.eval_every={config.training.eval_every}"]
+        config.training.validate_every = max(1, int(config.training.total_steps) // 5)
+        return [f"training.validate_every={config.training.validate_every}"]
+
+
+def study_sweep_dir(config: DictConfig, study: str) -> str:
+    """Where this sweep's runs and results go: `hydra.sweep.dir` when the command line sets it, else
+    `multirun/sweeps/<study>/<time>/`, the layout the Python API (DAFSweepConfig.output_root) and pipeline=sweep
+    use too, so every sweep of a study sits beside the others whichever road started it."""
+    from omegaconf import read_write
+
+    if not any(o.split("=", 1)[0].lstrip("+~") == "hydra.sweep.dir" for o in config.hydra.overrides.hydra):
+        with read_write(config.hydra):
+            now = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")  # as DAFSweepConfig.overrides() names it
+            config.hydra.sweep.dir = str(Path("multirun", "sweeps", study, now))
+    return str(config.hydra.sweep.dir)
 
 
 def _resumed_seed(sampler_config: Any, existing: int) -> Optional[int]:

@@ -296,7 +296,7 @@ def train(
     """Train `cfg.policy` on `missions` (mission configs) with the settings of `cfg.training`.
 
     Writes curve.jsonl through `recorder` and checkpoint bundles under `run_dir/checkpoints` (rank 0 only; pass
-    recorder=None on other ranks). With `training.eval_every`, every that many agent steps (rounded up to whole
+    recorder=None on other ranks). With `training.validate_every`, every that many agent steps (rounded up to whole
     updates) and after the last update, rank 0 writes a checkpoint and calls `validate(bundle, curve record)`;
     whatever it raises (errors.Pruned) ends the training. Raises DAFError for a policy with nothing to train or a diverged run, and
     TrainingInterrupted after Ctrl-C (once the checkpoint is written)."""
@@ -364,7 +364,7 @@ def train(
             init_kwargs = {**resolved.kwargs, **getattr(policy, "bundle_kwargs", dict)()}
             loop = _Loop(trainer, network, t, resolved.class_path, init_kwargs, pei, run_dir,
                          recorder if lead else None, names, lead)
-            every = math.ceil(int(t.eval_every) / batch) if t.eval_every and validate is not None and lead else None
+            every = math.ceil(int(t.validate_every) / batch) if t.validate_every and validate is not None and lead else None
             return loop.run(total_updates, start, (every, validate) if every else None)
         finally:
             vecenv.close()

@@ -17,7 +17,7 @@ import optuna
 import pytest
 
 TINY_TRAINING = ["pipeline=train", "policy=lstm", "training.num_envs=8", "training.minibatch_size=512",
-                 "evaluation.episodes=1", "evaluation.num_envs=1", "training.eval_episodes=1"]
+                 "evaluation.episodes=1", "evaluation.num_envs=1", "training.validation_episodes=1"]
 
 
 def trials_csv(sweep_dir: Path) -> list[dict[str, str]]:
@@ -35,7 +35,7 @@ def test_a_clearly_bad_trial_is_pruned_and_good_ones_complete(cli, tmp_path):
     for steps in (120, 120, 120, 15, 120):
         study.enqueue_trial({"mission.max_steps": steps})
     sweep = tmp_path / "sweep"
-    r = cli("-m", *TINY_TRAINING, "training.total_steps=1024", "training.eval_every=512", "hydra/sweeper=random",
+    r = cli("-m", *TINY_TRAINING, "training.total_steps=1024", "training.validate_every=512", "hydra/sweeper=random",
             "hydra.sweeper.params.mission.max_steps=choice(15,120)", "hydra.sweeper.n_trials=5",
             "hydra.sweeper.pruner=median", f"hydra.sweeper.storage={storage}", "sweep_name=prune",
             "objective.metric=mean_steps", f"hydra.sweep.dir={sweep}")
@@ -119,3 +119,23 @@ def test_kill_9_of_a_sweep_then_the_same_command_finishes_its_budget(tmp_path):
     rows = trials_csv(tmp_path / "second")
     assert sorted(row["state"] for row in rows) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
     assert all(Path(row["run_dir"]).is_dir() for row in rows if row["state"] == "COMPLETE")
+
+
+@pytest.mark.slow
+def test_with_two_local_workers_a_new_trial_starts_as_soon_as_one_ends(cli, tmp_path):
+    """Asynchronous trials with hydra/launcher=local (two processes): trial 0 is long, trials 1 and 2 short
+    (enqueued in that order); trial 2 starts when trial 1 ends, while trial 0 still runs (Hydra's sweeper would
+    have waited for trial 0, the slower of its batch)."""
+    storage = f"sqlite:///{tmp_path / 'async.db'}"
+    study = optuna.create_study(study_name="async", storage=storage, direction="maximize")
+    for episodes in (60, 1, 1):
+        study.enqueue_trial({"evaluation.episodes": episodes})
+    r = cli("-m", "pipeline=evaluate", "policy=baseline", "evaluation.num_envs=4", "hydra/sweeper=random",
+            "hydra.sweeper.params.evaluation.episodes=choice(1,60)", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=2",
+            "hydra/launcher=local", f"hydra.sweeper.storage={storage}", "sweep_name=async",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = optuna.load_study(study_name="async", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert trials[2].datetime_start < trials[0].datetime_complete  # no batch barrier
+    assert trials[2].datetime_start >= trials[1].datetime_complete  # two at a time

@@ -79,12 +79,12 @@ def run_pipeline(cfg: DictConfig) -> Any:
 
 
 def validations(cfg: DictConfig) -> int | None:
-    """How many validations a training run makes (training.eval_every, and one at the end): the pruner's
+    """How many validations a training run makes (training.validate_every, and one at the end): the pruner's
     steps."""
     training = cfg.get("training")
-    if cfg.pipeline.name != "train" or training is None or not training.get("eval_every"):
+    if cfg.pipeline.name != "train" or training is None or not training.get("validate_every"):
         return None
-    return math.ceil(int(training.total_steps) / int(training.eval_every))
+    return math.ceil(int(training.total_steps) / int(training.validate_every))
 
 
 def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:

@@ -97,14 +97,14 @@ def train_pipeline(cfg: DictConfig, run_dir: Path, result: Optional[PipelineResu
         checkpoint = None
         if trainable:
             recorder.truncate(EPISODES_FILE, lambda r: False)  # a resumed run evaluates afresh
-            validation = Validation(cfg, evals, device, recorder) if cfg.training.eval_every else None
+            validation = Validation(cfg, evals, device, recorder) if cfg.training.validate_every else None
             with _stage(result, "training"):
                 if validation is None:
                     trained = train_fn(cfg, missions, run_dir, recorder)
                 else:
                     if train_fn is not train:
-                        raise DAFError(f"training.eval_every={cfg.training.eval_every} is not supported with "
-                                       "distributed training: set training.eval_every=null")
+                        raise DAFError(f"training.validate_every={cfg.training.validate_every} is not supported with "
+                                       "distributed training: set training.validate_every=null")
                     trained = train(cfg, missions, run_dir, recorder, validate=validation)
             checkpoint = trained.final_checkpoint
             metrics.update(training=trained.to_dict(), final_checkpoint=str(checkpoint))
