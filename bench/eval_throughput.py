@@ -49,7 +49,7 @@ def main() -> None:
     print(f"mission {args.mission} ({env_cfg.game.num_agents} agents, {env_cfg.game.max_steps} steps), "
           f"{args.episodes} episodes each")
     print(f"{'policy':10s} {'daf_hydra':>12s} {'mettagrid':>12s} {'ratio':>7s}")
-    for name in ("lstm", "random"):
+    for name in ("mettagrid_lstm", "random"):
         ours = daf_sps(env_cfg, name, args.episodes, args.num_envs)
         theirs = mettagrid_sps(env_cfg, name, args.episodes)
         print(f"{name:10s} {ours:10.0f}/s {theirs:10.0f}/s {ours / theirs:6.1f}x", flush=True)

@@ -1,6 +1,6 @@
 """Learning is real: a trained policy beats `random` on its mission with non-overlapping 95% intervals.
 
-    .venv/bin/python bench/train_learns.py [--policy daf_lstm] [--mission training_facility_1]
+    .venv/bin/python bench/train_learns.py [--policy lstm] [--mission training_facility_1]
                                            [--steps 600000] [--episodes 50] [--seed 0]
 
 Runs the real CLI twice: `pipeline=train` (PPO for --steps agent steps with the default training settings, then
@@ -42,7 +42,7 @@ def _interval(m: dict) -> tuple[float, float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--policy", default="daf_lstm")
+    ap.add_argument("--policy", default="lstm")
     ap.add_argument("--mission", default="training_facility_1")
     ap.add_argument("--steps", type=int, default=600_000)
     ap.add_argument("--episodes", type=int, default=50)

@@ -1,6 +1,6 @@
 """Training throughput: daf_hydra's trainer against `cogames.train.train` on the same work.
 
-    .venv/bin/python bench/train_throughput.py [--mission training_facility_1] [--policy lstm] [--num-envs 32]
+    .venv/bin/python bench/train_throughput.py [--mission training_facility_1] [--policy mettagrid_lstm] [--num-envs 32]
                                                [--steps 300000] [--minibatch 4096] [--repeats 1]
 
 Both train the same policy on the same mission with the same number of environments, the same batch
@@ -115,7 +115,7 @@ def _spawn(args: argparse.Namespace, worker: str, threads: int = 0) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mission", default="training_facility_1")
-    ap.add_argument("--policy", default="lstm")
+    ap.add_argument("--policy", default="mettagrid_lstm")
     ap.add_argument("--num-envs", type=int, default=32)
     ap.add_argument("--steps", type=int, default=300_000)
     ap.add_argument("--minibatch", type=int, default=4096)

@@ -21,7 +21,7 @@ from daf_hydra.comparison_stats import (ALL_MISSIONS, ComparisonResults, compare
                                         statistics_settings)
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import policy_name
-from daf_hydra.policy_entries import PolicyEntry, entry_text, parse_policies, reject_repeats, slug
+from daf_hydra.policy_entries import PolicyEntry, entry_text, mark_untrained, parse_policies, reject_repeats, slug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,7 +78,7 @@ def member_tasks(
 
 def own_policy(cfg: "DictConfig", entry: PolicyEntry) -> PolicyEntry:
     """`entry`, with the run's own `policy.kwargs` when it plays the run's own policy (the same name and weights):
-    `policy=daf_lstm policy.kwargs.hidden_size=32` reaches the members (and trainings) of daf_lstm, as `mission.*`
+    `policy=lstm policy.kwargs.hidden_size=32` reaches the members (and trainings) of lstm, as `mission.*`
     overrides reach the run's own mission."""
     from omegaconf import OmegaConf
 
@@ -212,6 +212,7 @@ class ComparisonRun:
             self.missions = load_missions(missions, cfg.mission)
             cfg.compare.policies = [entry_text(e) for e in self.entries]
             cfg.compare.missions = [str(m.name) for m in self.missions]
+            self.entries = [mark_untrained(own_policy(cfg, e)) for e in self.entries]
             validate_compare(cfg.compare)
             self.tasks = member_tasks(cfg, self.entries, self.missions, self.run_dir)
         except BaseException as exc:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from daf_hydra.config import COGAMES_PREFIX, CONF_DIR, group_options, register_configs
 from daf_hydra.errors import DAFError
 from daf_hydra.missions import catalog_names
+from daf_hydra.policies.loading import check_not_renamed
 
 
 def prepare_config_store(overrides: Sequence[str] = ()) -> None:
@@ -39,6 +40,8 @@ def check_group_choices(overrides: Sequence[str]) -> None:
         valid = group_options(key)
         for option in value.split(","):
             if option and option not in valid and not option.startswith(COGAMES_PREFIX):
+                if key == "policy":
+                    check_not_renamed(option)
                 raise DAFError(f"{key}={option!r} does not exist: valid {key} options are {', '.join(valid)}")
 
 

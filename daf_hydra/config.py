@@ -83,6 +83,9 @@ class EvaluationConfig:
     num_envs: int = 8  # episodes played at once; one batched forward pass steps all their agents
     deterministic: bool = False  # argmax instead of sampling for neural policies
     progress: Optional[bool] = None  # progress bar; None: only on a terminal
+    # replays kept, in mettagrid's format (daf_hydra.replays): none | examples (lowest, median, highest episode
+    # per mission) | all; None: examples in pipeline=benchmark and analyze, none elsewhere
+    replays: Optional[str] = None
 
 
 @dataclass
@@ -146,7 +149,7 @@ class TrainingConfig:
 
     missions: Optional[List[str]] = None  # trained on, rotated per episode; None: the run's `mission`
     eval_missions: Optional[List[str]] = None  # evaluated after training; None: the training missions
-    total_steps: int = 50_000  # agent steps: a quick first training (real runs set more)
+    total_steps: int = 150_000  # agent steps: lstm then beats random on training_facility_1 (README)
     num_envs: int = 32  # environments stepped together (Serial backend: one process)
     bptt_horizon: int = 16  # steps per segment: the LSTM's unroll length and the advantage horizon
     minibatch_size: int = 512  # agent steps per gradient step: a multiple of bptt_horizon dividing the batch
@@ -178,6 +181,7 @@ class TrainingConfig:
     torch_threads: int = 1  # intra-op threads: 1 is fastest for these small networks (measured: 2 halves SPS)
     checkpoint_interval: int = 50  # updates between checkpoints; one more is written at the end
     resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
+    tensorboard: bool = False  # also write the curve as TensorBoard events (the `tensorboard` extra)
     seed: int = II("seed")
     device: str = II("device")
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
@@ -237,10 +241,10 @@ class DAFBenchmarkConfig:
     of each trainable policy given without weights, evaluation on every mission, comparison with the baselines,
     report, deployment package of `deploy_policy`.
 
-    Policies are entries as `compare.policies` takes them: a conf/policy name (`daf_lstm`, `lstm`), a registered
+    Policies are entries as `compare.policies` takes them: a conf/policy name (`lstm`, `mettagrid_lstm`), a registered
     short name or class path, a bundle directory, or `name:checkpoint`."""
 
-    policies: List[str] = field(default_factory=lambda: ["daf_lstm"])
+    policies: List[str] = field(default_factory=lambda: ["lstm"])
     missions: List[str] = field(default_factory=lambda: ["training_facility_1"])
     episodes_per_mission: int = 20  # evaluation and comparison, seeds seed..seed+n-1
     baselines: List[str] = field(default_factory=lambda: ["baseline", "random"])
@@ -256,7 +260,7 @@ class DAFBenchmarkConfig:
         for key in ("policies", "missions"):
             if not getattr(self, key):
                 raise DAFError(f"benchmark.{key} is empty: list at least one, e.g. benchmark.{key}="
-                               + ("[daf_lstm]" if key == "policies" else "[training_facility_1]"))
+                               + ("[lstm]" if key == "policies" else "[training_facility_1]"))
         if self.train_missions is not None and not self.train_missions:
             raise DAFError("benchmark.train_missions is empty: list at least one mission, or null for the first one")
         if self.episodes_per_mission < 1:
@@ -478,6 +482,7 @@ class DAFRunConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+REPLAY_MODES = ("none", "examples", "all")  # evaluation.replays (daf_hydra.replays)
 
 
 def validate_evaluation(cfg: Any) -> None:
@@ -486,6 +491,10 @@ def validate_evaluation(cfg: Any) -> None:
         raise DAFError(f"evaluation.episodes={cfg.episodes} is invalid: it must be a whole number >= 1")
     if cfg.num_envs < 1:
         raise DAFError(f"evaluation.num_envs={cfg.num_envs} is invalid: it must be a whole number >= 1")
+    replays = getattr(cfg, "replays", None)
+    if replays is not None and replays not in REPLAY_MODES:
+        raise DAFError(f"evaluation.replays={replays} is invalid: choose one of {', '.join(REPLAY_MODES)} "
+                       "(or null: examples in pipeline=benchmark and analyze, none elsewhere)")
 
 
 def validate_statistics(cfg: Any) -> None:
@@ -608,6 +617,9 @@ def validate_training(t: Any, num_agents: int) -> None:
         _check(t.minibatch_size % t.max_minibatch_size == 0 and t.max_minibatch_size % t.bptt_horizon == 0,
                "max_minibatch_size", t.max_minibatch_size,
                f"it must divide training.minibatch_size={t.minibatch_size} and be a multiple of bptt_horizon")
+    if getattr(t, "tensorboard", False) and find_spec("tensorboard") is None:
+        raise DAFError("training.tensorboard=true needs the tensorboard package, which is not installed: "
+                       "pip install 'daf_hydra[tensorboard]', or training.tensorboard=false")
     _check(math.isfinite(t.learning_rate) and t.learning_rate > 0, "learning_rate", t.learning_rate,
            "it must be > 0 (set it with the top-level shorthand, e.g. lr=0.0003)")
     _check(0 < t.gamma <= 1, "gamma", t.gamma, "it must lie in (0, 1]")
@@ -653,7 +665,7 @@ class DAFTrainingConfig(TrainingConfig):
     seed: int = 0
     device: str = "auto"
     resume: bool = False  # continue from output_dir's last checkpoint
-    policy_class_path: str = "daf_lstm"  # a conf/policy name, a registered short name, a class path or a bundle
+    policy_class_path: str = "lstm"  # a conf/policy name, a registered short name, a class path or a bundle
     num_training_steps: Optional[int] = None  # agent steps (the documents' name for total_steps)
     eval_episodes: Optional[int] = None  # per evaluation mission; None: conf/evaluation/default.yaml's episodes
     policy_data_path: Optional[str] = None  # initial weights (fine-tuning)
@@ -665,7 +677,7 @@ class DAFTrainingConfig(TrainingConfig):
         """Reject values no run could use, with the field and what is valid (DAFError), before any work. PPO's
         settings are checked where the CLI checks them, once composed (`validate_train_run`)."""
         if not self.policy_class_path:
-            raise DAFError("policy_class_path is empty: give a policy name (daf_lstm, lstm, ...), a class path "
+            raise DAFError("policy_class_path is empty: give a policy name (lstm, mlp, ...), a class path "
                            "or a bundle directory")
         if not self.missions:
             raise DAFError("missions is empty: list at least one mission, e.g. ['training_facility_1']")

@@ -30,10 +30,11 @@ from typing import Any, Optional
 import yaml
 
 from daf_hydra.errors import DAFError
-from daf_hydra.policies.loading import POLICY_SPEC_FILENAME
+from daf_hydra.policies.loading import POLICY_SPEC_FILENAME, untrained_network
 
 WEIGHTS_FILE = "weights.pt"
 MANIFEST_FILE = "SHA256SUMS"
+NOTICE_FILE = "NOTICE.txt"
 
 
 @dataclass
@@ -41,9 +42,11 @@ class DeploymentPackage:
     directory: Path
     archive: Path
     files: dict[str, str]  # relative path -> sha256
+    untrained: bool = False  # a network shipped without weights (NOTICE.txt in the package says so)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"directory": str(self.directory), "archive": str(self.archive), "files": dict(self.files)}
+        return {"directory": str(self.directory), "archive": str(self.archive), "files": dict(self.files),
+                "untrained": self.untrained}
 
 
 def sha256_file(path: Path) -> str:
@@ -110,6 +113,10 @@ def daf_create_deployment_package(
     (staging / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
     if report is not None:
         shutil.copyfile(report, staging / "report.html")
+    untrained = untrained_network(entry.class_path, entry.data_path)
+    if untrained:
+        (staging / NOTICE_FILE).write_text(f"{entry.label} is an untrained network: this package holds no weights, "
+                                           "so the policy plays as initialised.\n")
     _verify(staging, weights, mission)
     files = {p.relative_to(staging).as_posix(): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()}
     (staging / MANIFEST_FILE).write_text("".join(f"{digest}  {rel}\n" for rel, digest in files.items()))
@@ -123,7 +130,7 @@ def daf_create_deployment_package(
     with tarfile.open(tmp_archive, "w:gz") as tar:
         tar.add(directory, arcname=name)
     os.replace(tmp_archive, archive)
-    return DeploymentPackage(directory, archive, files)
+    return DeploymentPackage(directory, archive, files, untrained)
 
 
 def _verify(bundle: Path, weights: Optional[Path], mission: Any) -> None:

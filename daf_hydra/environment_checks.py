@@ -101,6 +101,7 @@ def check_missions(missions: Iterable[Any]) -> EnvironmentCheckResult:
 
 
 def check_policies(class_paths: Iterable[str]) -> EnvironmentCheckResult:
+    """Each policy resolves and its class imports."""
     from daf_hydra.policies import loading
 
     result = EnvironmentCheckResult()
@@ -131,11 +132,12 @@ def check_output_dir(path: Path, min_free_gb: float = MIN_FREE_GB) -> Environmen
 
 def daf_check_environment(
     missions: Iterable[Any] | None = None,
-    policies: Iterable[str] = ("baseline", "random", "noop", "lstm", "stateless"),
+    policies: Iterable[str] | None = None,
     output_dir: str | Path = "outputs",
     device: str = "auto",
 ) -> EnvironmentCheckResult:
-    """Everything a run needs: dependencies, device, missions (configs or catalog names), policies, disk.
+    """Everything a run needs: dependencies, device, missions (configs or catalog names), policies (None: every
+    conf/policy option), disk.
 
     `missions` may hold mission names of the catalog (or `cogames:<game>.<mission>`) or mission configs;
     None checks the whole catalog.
@@ -160,6 +162,8 @@ def daf_check_environment(
                 continue
         mission_cfgs.append(mission)
     result.merge(check_missions(mission_cfgs))
-    result.merge(check_policies(policies))
+    from daf_hydra.policies.loading import BUILTIN_POLICIES
+
+    result.merge(check_policies(BUILTIN_POLICIES if policies is None else policies))
     result.merge(check_output_dir(Path(output_dir)))
     return result

@@ -13,10 +13,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from daf_hydra import replays
 from daf_hydra.policies import loading
 from daf_hydra.policies.actors import make_actor
 
@@ -59,10 +61,12 @@ def play(
     progress: bool | None = None,
     success_threshold: float | None = None,
     build_seed: int | None = None,
+    replay_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Play one episode per seed; returns the episode records in seed order and reports each as it finishes.
     `build_seed`: the seed the policy is built under (default: the first seed), so a run that plays only some of
-    its seeds (the rest were recorded before it was interrupted) builds the same policy."""
+    its seeds (the rest were recorded before it was interrupted) builds the same policy. `replay_dir`: write each
+    episode's replay there (daf_hydra.replays) before it is reported."""
     import torch
     from mettagrid.policy.policy_env_interface import PolicyEnvInterface
     from mettagrid.simulator.simulator import Buffers, Simulation
@@ -83,6 +87,7 @@ def play(
         template, lambda seed: policy.build(pei, seed), pei, slots, deterministic, policy.device
     )
     sims: list[Any] = [None] * slots
+    writers: list[Any] = [None] * slots  # replay recorders
     running: list[tuple[int, int, float] | None] = [None] * slots  # (episode index, seed, start time)
     pending: Iterator[tuple[int, int]] = iter(enumerate(seeds))
     results: dict[int, dict[str, Any]] = {}
@@ -98,7 +103,9 @@ def play(
             observations=obs[slot], terminals=terminals[slot], truncations=truncations[slot],
             rewards=rewards[slot], masks=masks[slot], actions=actions[slot], teacher_actions=teacher[slot],
         )
-        sims[slot] = Simulation(seeded_env(env_cfg, seed), seed, buffers=buffers)
+        writers[slot] = replays.recorder() if replay_dir is not None else None
+        handlers = [writers[slot]] if writers[slot] is not None else []
+        sims[slot] = Simulation(seeded_env(env_cfg, seed), seed, buffers=buffers, event_handlers=handlers)
         running[slot] = (k, seed, time.perf_counter())
         actor.start(slot, seed, sims[slot])
 
@@ -116,6 +123,8 @@ def play(
                 if sim.is_done():
                     k, seed, t0 = running[slot]  # type: ignore[misc]
                     record = _episode_record(sim, k, seed, time.perf_counter() - t0, success_threshold)
+                    if replay_dir is not None:  # before close: mettagrid's writer reads the episode's stats
+                        replays.save(writers[slot], replay_dir, seed)
                     sim.close()
                     results[k] = record
                     if on_episode is not None:

@@ -13,7 +13,7 @@ disagree about what ran:
 - the **signature** (arm + replicate: same signature, same numbers; what reuse keys on) and the **arm id**
   (arm alone: what analysis groups on);
 - a readable **label** per arm of a tree (`label_arms`): the policy name plus the keys that differ between the
-  arms of that policy, e.g. `daf_lstm lr=0.0001`.
+  arms of that policy, e.g. `lstm lr=0.0001`.
 
 One name per knob: `training.learning_rate` is shown as `lr`, the documented shorthand (`lr` itself only feeds
 `training.learning_rate` and is not a key of its own).
@@ -44,7 +44,7 @@ SECTIONS = {
 NOT_ARM = (
     "seed", "seeds", "lr", "output_dir", "restart", "device", "hydra", "sweep_name", "resources", "policy.name",
     "mission.description",
-    "evaluation.progress", "evaluation.num_envs", "training.seed", "training.device", "training.resume",
+    "evaluation.progress", "evaluation.num_envs", "evaluation.replays", "training.seed", "training.device", "training.resume", "training.tensorboard",
     "training.checkpoint_interval", "training.torch_threads", "training.cpu_offload", "training.compile",
     "training.compile_mode", "training.compile_fullgraph", "training.distributed.timeout_s",
     "training.distributed.backend", "sweep.seed", "sweep.output_root", "sweep.storage", "sweep.sweep_name",
@@ -161,7 +161,7 @@ def format_value(value: Any) -> str:
 
 def label_arms(identities: Sequence[RunIdentity]) -> list[str]:
     """One readable label per identity, the same for all runs of one arm on any mission: the policy name, plus
-    `key=value` for each key that differs between the arms of that policy in this set (e.g. `daf_lstm lr=0.0001`).
+    `key=value` for each key that differs between the arms of that policy in this set (e.g. `lstm lr=0.0001`).
 
     The mission is its own column in every table, so `mission.*` keys count only where they differ between runs
     of the same mission (an override such as `mission.max_steps=50`). Keys only some arms have (another

@@ -190,11 +190,7 @@ def analyse_episodes(
         {mission.name: totals}, stats.mean, s["bootstrap_reps"], s["confidence"], s["bootstrap_seed"])
     judged = [e for e in episodes if e.get("success") is not None]
     records = [dict(e) for e in episodes]
-    modes: dict[str, list[int]] = {}
-    for e in records:
-        if e.get("success") is False:
-            e["failure_mode"] = classify_failure(e, settings)
-            modes.setdefault(e["failure_mode"], []).append(int(e["seed"]))
+    modes = _failure_seeds(records, settings)
     if judged:
         successes = sum(bool(e["success"]) for e in judged)
         interval = scipy.stats.binomtest(successes, len(judged)).proportion_ci(s["confidence"], method="wilson")
@@ -217,6 +213,26 @@ def analyse_episodes(
                     "action_failure_fraction": settings.action_failure_fraction},
         confidence=s["confidence"],
     )
+
+
+def _failure_seeds(records: list[dict[str, Any]], settings: Any) -> dict[str, list[int]]:
+    """Failure mode -> seeds of its episodes, in episode order; marks each failed record's `failure_mode`."""
+    modes: dict[str, list[int]] = {}
+    for e in records:
+        if e.get("success") is False:
+            e["failure_mode"] = classify_failure(e, settings)
+            modes.setdefault(e["failure_mode"], []).append(int(e["seed"]))
+    return modes
+
+
+def failure_replays(episodes: Sequence[dict[str, Any]], settings: Any) -> dict[int, list[str]]:
+    """seed -> `failure:<mode>` for each failure mode's example episodes (the seeds the analysis lists): the
+    replays an analysis keeps beside the lowest, median and highest episode."""
+    keep: dict[int, list[str]] = {}
+    for mode, seeds in _failure_seeds([dict(e) for e in _in_order(list(episodes))], settings).items():
+        for seed in seeds[: settings.example_seeds]:
+            keep.setdefault(seed, []).append(f"failure:{mode}")
+    return keep
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -243,7 +259,7 @@ def run_analysis(cfg: "DictConfig", run_dir: Path) -> MissionAnalysis:
     try:
         validate_analyze(cfg.analyze)
         validate_statistics(cfg.statistics)
-        metrics = evaluate_policy(cfg, device, recorder)
+        metrics = evaluate_policy(cfg, device, recorder, keep_replays=lambda eps: failure_replays(eps, cfg.analyze))
         episodes = _in_order(records.read_jsonl(run_dir / records.EPISODES_FILE))
         analysis = analyse_episodes(episodes, metrics["policy"], cfg.mission, cfg.analyze, cfg.statistics)
         analysis.output_dir = run_dir

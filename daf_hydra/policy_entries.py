@@ -70,6 +70,16 @@ def _parse_policy_string(text: str) -> PolicyEntry:
     return PolicyEntry(text, text)
 
 
+def mark_untrained(entry: PolicyEntry) -> PolicyEntry:
+    """`entry` with `(untrained)` after its label when it is a network without weights, so every console line,
+    table and report naming it says so."""
+    from daf_hydra.policies.loading import UNTRAINED, untrained_network
+
+    if entry.label.endswith(UNTRAINED) or not untrained_network(entry.class_path, entry.data_path):
+        return entry
+    return PolicyEntry(entry.label + UNTRAINED, entry.class_path, entry.data_path, entry.kwargs)
+
+
 def entry_text(entry: PolicyEntry) -> str:
     """An entry as `compare.policies` takes it (the inverse of `parse_policy`): its label, with `:<weights>` when
     it loads weights its label does not name."""

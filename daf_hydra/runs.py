@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig
 
@@ -23,6 +23,7 @@ from daf_hydra.device import apply_gpu_memory_fraction, resolve_device
 from daf_hydra.identity import RunIdentity, policy_name, run_identity
 from daf_hydra.errors import DAFError
 from daf_hydra.records import RunRecorder, open_run, summarize_episodes
+from daf_hydra.replays import REPLAYS_DIR
 
 
 def identity_of(cfg: DictConfig, trained: bool | None = None) -> RunIdentity:
@@ -39,7 +40,7 @@ def start_run(cfg: DictConfig, run_dir: Path, kind: str, owned: tuple[str, ...] 
     on (its finished episodes are kept, `evaluate_policy` plays the missing seeds); a completed one is not run
     again (`recorder.completed` holds its metrics: return them); another signature is refused, unless a train run
     continues it (`training.resume=true`: from its last checkpoint); `restart=true` clears the records (and
-    `owned`, further files of the run) first."""
+    `owned`, further files of the run, and its replays) first."""
     device = resolve_device(cfg.device)
     resources = cfg.get("resources")
     apply_gpu_memory_fraction(resources.get("gpu_memory_fraction") if resources is not None else None, device)
@@ -47,7 +48,8 @@ def start_run(cfg: DictConfig, run_dir: Path, kind: str, owned: tuple[str, ...] 
     meta = provenance.collect(config, int(cfg.seed), device, uuid.uuid4().hex[:12], kind)
     training = cfg.get("training")
     continues = kind == "train" and training is not None and bool(training.get("resume"))
-    recorder = open_run(run_dir, meta, restart=bool(cfg.get("restart") or False), owned=owned, continues=continues)
+    recorder = open_run(run_dir, meta, restart=bool(cfg.get("restart") or False), owned=(*owned, REPLAYS_DIR),
+                        continues=continues)
     if recorder.completed is not None:
         print(f"{run_dir}: this run ({meta['config_signature']}) completed earlier: nothing to do, its recorded "
               "metrics stand (restart=true runs it again)")
@@ -76,17 +78,24 @@ def evaluation_seeds(cfg: DictConfig, trained: bool) -> list[int]:
 
 
 def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None = None, *,
-                    name: str | None = None, trained: bool = False) -> dict[str, Any]:
+                    name: str | None = None, trained: bool = False,
+                    keep_replays: Callable[[list[dict[str, Any]]], dict[int, list[str]]] | None = None
+                    ) -> dict[str, Any]:
     """Play the configured episodes of `cfg.policy` on `cfg.mission` and return the summary (the evaluate
     pipeline's metrics). `name`: the policy's name in the records (default: what `cfg.policy` instantiates);
-    `trained`: the policy was trained by this run (its evaluation seeds then start at 0)."""
+    `trained`: the policy was trained by this run (its evaluation seeds then start at 0); `keep_replays`: from
+    the episodes, further replays to keep (seed -> roles) beside the examples (`evaluation.replays`)."""
+    from daf_hydra import replays
     from daf_hydra.evaluation import LoadedPolicy, play, seed_everything
     from daf_hydra.missions import build_env
     from daf_hydra.policies import loading
 
     validate_evaluation(cfg.evaluation)
     seed_everything(int(cfg.seed))
-    name = name or policy_name(to_container(cfg.policy))
+    if name is None:
+        name = policy_name(to_container(cfg.policy))
+        if not trained and loading.untrained_network(cfg.policy.class_path, cfg.policy.data_path):
+            name += loading.UNTRAINED
     env_cfg = build_env(cfg.mission)
     policy = LoadedPolicy(name, loading.resolve(cfg.policy.class_path, cfg.policy.data_path,
                                                 dict(cfg.policy.kwargs)), device)
@@ -100,6 +109,9 @@ def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None =
         print(f"{recorder.run_dir}: {len(kept)} of {len(seeds)} episodes of {name} on {mission} recorded by an "
               f"earlier run of it are kept; playing the {len(missing)} missing", flush=True)
 
+    mode = replays.mode_of(cfg.evaluation.get("replays"), str(cfg.pipeline.name))
+    replay_dir = replays.mission_dir(recorder.run_dir, mission) if recorder and mode != "none" else None
+
     def record(e: dict[str, Any]) -> dict[str, Any]:
         return {"policy": name, "mission": mission, **e, "episode": index[e["seed"]]}
 
@@ -110,8 +122,11 @@ def evaluate_policy(cfg: DictConfig, device: str, recorder: RunRecorder | None =
         progress=cfg.evaluation.progress,
         success_threshold=float(cfg.mission.success_threshold) if cfg.mission.source == "catalog" else None,
         build_seed=seeds[0] if seeds else None,
+        replay_dir=replay_dir,
     ) if missing else []
     episodes = sorted([*kept, *(record(e) for e in played)], key=lambda e: e["episode"])
+    if replay_dir is not None:
+        replays.finish(recorder.run_dir, mission, episodes, mode, keep_replays(episodes) if keep_replays else None)
     return {"policy": name, "mission": mission, "seed": int(cfg.seed), **summarize_episodes(episodes)}
 
 

@@ -29,6 +29,7 @@ checkpoints) and `wrap_network` (e.g. DistributedDataParallel; the wrapper must 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -316,7 +317,7 @@ def train(
         network = policy.network()
         if network is None or not hasattr(network, "forward_eval"):
             raise DAFError(f"policy {resolved.class_path!r} has no trainable network: "
-                           "train a neural policy such as daf_lstm, daf_mlp, lstm or stateless")
+                           "train a neural policy such as lstm, mlp, mettagrid_lstm or stateless")
         use_rnn = bool(getattr(policy, "is_recurrent", lambda: False)())
 
         start = latest_checkpoint(run_dir) if t.resume else None
@@ -380,11 +381,18 @@ class _Loop:
         tr = self.trainer
         first_steps, began = tr.global_step, time.perf_counter()
         progress = _Progress(total_updates, first_steps, began) if self.lead else None
-        with _StopOnSigint() as stop:
+        events = None
+        if self.recorder is not None and self.t.get("tensorboard"):
+            from daf_hydra.curve_events import CurveEvents, job_overrides
+
+            events = CurveEvents(self.run_dir, self.recorder.provenance.get("config") or {}, job_overrides())
+        with _StopOnSigint() as stop, contextlib.closing(events) if events else contextlib.nullcontext():
             while tr.epoch < total_updates and not stop.requested:
                 record = self.update(began)
                 if self.recorder is not None:
                     self.recorder.curve(record)
+                if events is not None:
+                    events.add(record)
                 if self.lead and tr.epoch % int(self.t.checkpoint_interval) == 0:
                     self.save()
                 if progress is not None:

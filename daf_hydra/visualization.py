@@ -413,9 +413,11 @@ def _overview(r: "ComparisonResults") -> Section:
 
 def daf_export_benchmark_html(stages: dict[str, dict[str, Any]], evaluation: "pd.DataFrame",
                               comparison: "ComparisonResults | None", curves: "pd.DataFrame | None",
-                              output_path: str | Path, title: str) -> Path:
+                              output_path: str | Path, title: str,
+                              replays: Sequence[dict[str, Any]] = ()) -> Path:
     """The benchmark pipeline's report: its stages, each policy's evaluation per mission, the comparison with
-    the baselines (when it ran) and the learning curves of the trainings (when there were any)."""
+    the baselines (when it ran), the learning curves of the trainings (when there were any) and a player of
+    the example episodes' replays (`replays.examples`)."""
     rows = [{"stage": name, "status": r["status"], "reused from an earlier run": r["reused"],
              "duration_s": r["duration_s"], "error": r["error"] or ""} for name, r in stages.items()]
     failed = [r for r in rows if r["status"] != "completed"]
@@ -431,6 +433,9 @@ def daf_export_benchmark_html(stages: dict[str, dict[str, Any]], evaluation: "pd
     if x and metrics:
         sections.append(Section("curves", "Learning curves", "".join(
             figure_html(curves_figure(curves, x, m), f"fig-curve-{k}") for k, m in enumerate(metrics))))
+    player = replay_section(replays, note="Each policy's lowest, median and highest episode per mission.")
+    if player is not None:
+        sections.append(player)
     subtitle = (f"the {len(stages)} stages before this report (pipeline.json records the later ones); "
                 f"written {time.strftime('%Y-%m-%d %H:%M:%S')}")
     return write_page(page(title, subtitle, sections), output_path)
@@ -584,7 +589,23 @@ def tree_report_html(tables: "RunTables", comparison: "ComparisonResults | None"
     sweep = _sweep_section(tables) if len(runs) else None
     if sweep is not None:
         sections.append(sweep)
+    player = _tree_replays(tables)
+    if player is not None:
+        sections.append(player)
     return page(title, subtitle, sections)
+
+
+def _tree_replays(tables: "RunTables") -> Section | None:
+    """The replays the completed runs kept (evaluation.replays), each under its arm's label."""
+    from daf_hydra import replays
+
+    if not len(tables.runs) or "run_dir" not in tables.runs:
+        return None
+    done = tables.runs[tables.runs["status"] == "completed"]
+    dirs = [str(tables.root / d) for d in done["run_dir"]]
+    labels = dict(zip(dirs, done["arm"].astype(str))) if "arm" in done else {}
+    return replay_section(replays.examples(dirs, labels),
+                          note="The lowest, median and highest episode of each run and mission that kept replays.")
 
 
 def _tree_overview(tables: "RunTables", comparison: "ComparisonResults | None") -> Section:
@@ -666,6 +687,8 @@ def daf_export_mission_analysis_html(analysis: Any, output_path: str | Path) -> 
     module: hence no type import here); returns its path."""
     import plotly.graph_objects as go
 
+    from daf_hydra import replays
+
     a = analysis
     title = f"Mission analysis: {a.policy} on {a.mission}"
     sr = a.success_rate
@@ -705,5 +728,92 @@ def daf_export_mission_analysis_html(analysis: Any, output_path: str | Path) -> 
         Section("provenance", "Provenance", kv_table([(k, v if isinstance(v, str) else json.dumps(v, default=str))
                                                       for k, v in a.provenance.items()])),
     ]
+    player = replay_section(replays.examples([a.output_dir]) if a.output_dir else [], note=(
+        "The lowest, median and highest episode, and each failure mode's example episodes (failure:<mode>)."))
+    if player is not None:
+        sections.insert(2, player)
     return write_page(page(title, f"{a.episodes} episodes, seeds {a.seeds[0]} .. {a.seeds[-1]}", sections),
                       output_path)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Replay player
+# ------------------------------------------------------------------------------------------------------------
+
+# A small offline player (no library): the map as SVG, agents as circles carrying their cell (data-x, data-y),
+# play/pause, step back and forward, a slider, and each agent's reward at the step and so far.
+PLAYER_JS = """
+(function(){
+const eps = JSON.parse(document.getElementById('replay-data').textContent);
+const root = document.getElementById('replay-player'), svg = document.getElementById('replay-grid');
+const sel = document.getElementById('replay-episode'), slider = document.getElementById('replay-slider');
+const playBtn = document.getElementById('replay-play'), label = document.getElementById('replay-step');
+const table = document.getElementById('replay-rewards'), NS = 'http://www.w3.org/2000/svg', C = 24;
+const COLORS = ['#1f77b4','#d62728','#2ca02c','#ff7f0e','#9467bd','#8c564b','#e377c2','#17becf'];
+let ep = null, step = 0, timer = null;
+function el(name, attrs){const e = document.createElementNS(NS, name);
+  for (const k in attrs) e.setAttribute(k, attrs[k]); return e;}
+function hue(s){let h = 0; for (const ch of s) h = (h * 31 + ch.charCodeAt(0)) % 360; return 'hsl(' + h + ',55%,60%)';}
+eps.forEach((e, i) => {const o = document.createElement('option'); o.value = i;
+  o.textContent = e.policy + ' on ' + e.mission + ': ' + e.roles.join(', ') + ' (seed ' + e.seed + ', reward ' +
+    e.total_reward.toFixed(2) + ')'; sel.appendChild(o);});
+function load(i){
+  ep = eps[i]; stop(); svg.replaceChildren();
+  svg.setAttribute('viewBox', '0 0 ' + ep.width * C + ' ' + ep.height * C);
+  svg.setAttribute('width', Math.min(ep.width * C, 640));
+  svg.appendChild(el('rect', {x: 0, y: 0, width: ep.width * C, height: ep.height * C, fill: '#f4f1ea'}));
+  for (const w of ep.walls) svg.appendChild(el('rect', {x: w[0] * C, y: w[1] * C, width: C, height: C, fill: '#555'}));
+  for (const o of ep.objects) {const r = el('rect', {x: o.cell[0] * C + 2, y: o.cell[1] * C + 2, width: C - 4,
+    height: C - 4, fill: hue(o.type), class: 'object', 'data-type': o.type});
+    const t = el('title', {}); t.textContent = o.type; r.appendChild(t); svg.appendChild(r);}
+  ep.circles = ep.agents.map((a, k) => {const c = el('circle', {r: C * 0.38, class: 'agent', 'data-agent': a.id,
+    fill: COLORS[k % COLORS.length], stroke: '#000'}); svg.appendChild(c); return c;});
+  ep.totals = ep.agents.map(a => {let s = 0; return a.reward.map(r => (s += r));});
+  slider.max = ep.steps - 1; show(0);
+}
+function show(s){
+  step = Math.max(0, Math.min(ep.steps - 1, s)); slider.value = step;
+  root.dataset.step = step; label.textContent = 'step ' + step + ' / ' + (ep.steps - 1);
+  let rows = '<tr><th>agent</th><th>cell (x, y)</th><th>reward this step</th><th>reward so far</th></tr>';
+  let sum = 0;
+  ep.agents.forEach((a, k) => {const x = a.x[step], y = a.y[step], c = ep.circles[k];
+    c.setAttribute('cx', x * C + C / 2); c.setAttribute('cy', y * C + C / 2);
+    c.setAttribute('data-x', x); c.setAttribute('data-y', y); sum += a.reward[step];
+    rows += '<tr><td>' + a.id + '</td><td>' + x + ', ' + y + '</td><td>' + a.reward[step].toFixed(3) +
+      '</td><td>' + ep.totals[k][step].toFixed(3) + '</td></tr>';});
+  table.innerHTML = rows + '<tr><th>all</th><td></td><td id="replay-step-reward">' + sum.toFixed(3) +
+    '</td><td></td></tr>';
+}
+function stop(){if (timer) clearInterval(timer); timer = null; playBtn.textContent = 'play';}
+playBtn.onclick = () => {if (timer) return stop(); if (step >= ep.steps - 1) show(0); playBtn.textContent = 'pause';
+  timer = setInterval(() => {if (step >= ep.steps - 1) return stop(); show(step + 1);}, 80);};
+document.getElementById('replay-prev').onclick = () => {stop(); show(step - 1);};
+document.getElementById('replay-next').onclick = () => {stop(); show(step + 1);};
+slider.oninput = () => {stop(); show(+slider.value);};
+sel.onchange = () => load(+sel.value);
+load(0); root.dataset.ready = '1';
+})();
+"""
+
+
+def replay_section(examples: Sequence[dict[str, Any]], title: str = "Replays", note: str = "") -> Section | None:
+    """An offline replay player over `examples` (`replays.examples`): None when there are none. The data is
+    JSON in the page (`<` escaped, so no string closes the script element); names reach the page as text."""
+    if not examples:
+        return None
+    data = json.dumps([{k: v for k, v in e.items() if k != "path"} for e in examples], separators=(",", ":"))
+    files = "".join(f"<li>{esc(e['policy'])} on {esc(e['mission'])}, seed {esc(e['seed'])} "
+                    f"({esc(', '.join(e['roles']))}): <code>{esc(e['path'])}</code></li>" for e in examples)
+    body = (
+        f'<p class="note">{esc(note)} The replay files are in mettagrid\'s format (mettascope and cogames\' '
+        'viewers open them); the player shows each agent\'s cell and reward per step.</p>'
+        '<div id="replay-player"><p><select id="replay-episode"></select> '
+        '<button id="replay-prev">&#9664; step</button> <button id="replay-play">play</button> '
+        '<button id="replay-next">step &#9654;</button> <input type="range" id="replay-slider" min="0" value="0" '
+        'style="width:320px"> <span id="replay-step"></span></p>'
+        '<div style="display:flex;gap:20px;align-items:flex-start"><svg id="replay-grid"></svg>'
+        '<table class="tbl" id="replay-rewards"></table></div></div>'
+        f'<script type="application/json" id="replay-data">{data.replace("<", chr(92) + "u003c")}</script>'
+        f"<script>{PLAYER_JS}</script><details><summary>replay files</summary><ul>{files}</ul></details>"
+    )
+    return Section("replays", title, body)

@@ -35,6 +35,7 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     # policy
     "policy-nope": (["policy=nope"], "baseline"),
     "policy-key": (["policy.nope=1"], "class_path"),
+    "policy-old-name": (["policy=daf_lstm"], "now called lstm"),
     # mission
     "mission-nope": (["mission=nope"], "training_facility_1"),
     "mission-agents": (["mission.num_agents=0"], ">= 1"),
@@ -49,6 +50,8 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
     "num-envs-zero": (["evaluation.num_envs=0"], ">= 1"),
     "eval-seed-negative": (["evaluation.seed=-5"], ">= 0"),
     "deterministic-type": (["evaluation.deterministic=maybe"], "evaluation.deterministic"),
+    "replays-sometimes": (["evaluation.replays=sometimes"], "none, examples, all"),
+    "replays-in-benchmark": (["pipeline=benchmark", "evaluation.replays=some"], "none, examples, all"),
     # seeds, device
     "seeds-negative": (["seeds=[0,-2]"], ">= 0"),
     "seeds-empty": (["seeds=[]"], "at least one"),

@@ -124,7 +124,8 @@ def test_missions_not_every_policy_played_are_analysed_alone_not_pooled():
 
 def test_policy_entries():
     assert parse_policy("baseline") == PolicyEntry("baseline", "baseline")
-    assert parse_policy("lstm:/ckpt/model.pt") == PolicyEntry("lstm:/ckpt/model.pt", "lstm", "/ckpt/model.pt")
+    assert parse_policy("lstm:/ckpt/model.pt") == PolicyEntry("lstm:/ckpt/model.pt", "lstm", "/ckpt/model.pt",
+                                                              {"hidden_size": 64})
     assert parse_policy("pkg.mod.Cls").class_path == "pkg.mod.Cls"
     from mettagrid.policy.policy import PolicySpec
 
@@ -197,7 +198,7 @@ def test_pipeline_api_reports_a_failed_member_as_partial_with_its_missing_episod
     assert missing["reason"].str.contains("failed: DAFError: checkpoint").all()
     assert result.total_time_seconds > 0 and result.outputs["report"].is_file()
     summary = result.outputs["results"].summary_statistics
-    assert set(summary["policy"]) == {"noop", "lstm"}  # the untrained network played its own episodes
+    assert set(summary["policy"]) == {"noop", "lstm (untrained)"}  # the untrained network played, marked
 
 
 def test_pipeline_api_stops_at_the_environment_check_for_an_unknown_policy(tmp_path):

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 TRAIN = ["training.num_envs=8", "training.minibatch_size=512", "training.checkpoint_interval=1",
          "training.update_epochs=1", "evaluation.episodes=2"]
 UPDATE = 8 * 4 * 16
-BENCH = ["pipeline=benchmark", "benchmark.policies=[daf_mlp]", "benchmark.missions=[training_facility_1]",
+BENCH = ["pipeline=benchmark", "benchmark.policies=[mlp]", "benchmark.missions=[training_facility_1]",
          "benchmark.compare_with_baselines=false", "benchmark.create_deployment_package=false",
          f"benchmark.training_steps={60 * UPDATE}", "benchmark.episodes_per_mission=40", "mission.max_steps=40",
          "evaluation.num_envs=1", *TRAIN]
@@ -158,7 +158,7 @@ def test_a_training_killed_then_resumed_by_the_same_command_completes_with_each_
     being written can both be met), completes with each update recorded once and the episodes of one
     evaluation."""
     out = tmp_path / "run"
-    args = ["pipeline=train", "policy=daf_mlp", "mission.max_steps=40", *TRAIN, f"training.total_steps={80 * UPDATE}",
+    args = ["pipeline=train", "policy=mlp", "mission.max_steps=40", *TRAIN, f"training.total_steps={80 * UPDATE}",
             f"hydra.run.dir={out}"]
     kill_when(args, tmp_path, lambda: len(lines(out / "curve.jsonl")) >= 5)
     assert not (out / "metrics.json").exists(), "the training finished before the kill: make it longer"

@@ -19,7 +19,7 @@ TINY_TRAINING = ("training.total_steps=1024", "training.num_envs=8", "training.m
 
 def config(**over) -> dict:
     base = {"pipeline": {"name": "train"}, "seed": 0, "lr": 0.001, "output_dir": "/somewhere",
-            "policy": {"name": None, "class_path": "daf_lstm", "data_path": None, "kwargs": {"hidden_size": 64}},
+            "policy": {"name": None, "class_path": "lstm", "data_path": None, "kwargs": {"hidden_size": 64}},
             "mission": {"name": "training_facility_1", "max_steps": 300, "width": 13},
             "evaluation": {"episodes": 10, "num_envs": 8, "seed": None, "progress": None},
             "training": {"learning_rate": 0.001, "total_steps": 1000, "seed": 0, "device": "cpu"}}
@@ -47,17 +47,17 @@ def test_labels_name_what_differs_and_treat_the_mission_as_its_own_column():
     runs = [config(training__learning_rate=lr, mission__name=m, mission__width=w, seed=s)
             for lr in (1e-4, 1e-3) for m, w in (("a", 13), ("b", 17)) for s in (0, 1)]
     labels = label_arms([run_identity(c) for c in runs])
-    assert set(labels) == {"daf_lstm lr=0.0001", "daf_lstm lr=0.001"}  # width differs by mission only
+    assert set(labels) == {"lstm lr=0.0001", "lstm lr=0.001"}  # width differs by mission only
     override = [config(mission__max_steps=50), config(mission__max_steps=300)]
-    assert label_arms([run_identity(c) for c in override]) == ["daf_lstm mission.max_steps=50",
-                                                               "daf_lstm mission.max_steps=300"]
+    assert label_arms([run_identity(c) for c in override]) == ["lstm mission.max_steps=50",
+                                                               "lstm mission.max_steps=300"]
 
 
 def test_policy_name_comes_from_what_is_instantiated():
     assert policy_name({"class_path": "my_pkg.MyPolicy"}) == "my_pkg.MyPolicy"
-    assert policy_name({"class_path": "daf_lstm", "data_path": "/x/run/checkpoints/final"}) == \
-        "daf_lstm:checkpoints/final"
-    assert policy_name({"class_path": "/x/deployment/daf_lstm/"}) == "daf_lstm"
+    assert policy_name({"class_path": "lstm", "data_path": "/x/run/checkpoints/final"}) == \
+        "lstm:checkpoints/final"
+    assert policy_name({"class_path": "/x/deployment/lstm/"}) == "lstm"
     assert policy_name({"name": "mine", "class_path": "baseline"}) == "mine"
 
 
@@ -98,7 +98,7 @@ def test_headline_multirun_report_has_two_arms_and_no_duplicates(tmp_path):
 
 @pytest.mark.slow
 def test_replicates_make_the_training_run_the_unit_on_shared_evaluation_seeds(tmp_path):
-    r = run_cli("policy=daf_lstm", "-m", "lr=1e-4,1e-3", "seed=0,1", *TINY_TRAINING, "hydra.sweep.dir=sweep",
+    r = run_cli("policy=lstm", "-m", "lr=1e-4,1e-3", "seed=0,1", *TINY_TRAINING, "hydra.sweep.dir=sweep",
                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     for job in range(4):  # evaluation seeds do not move with the training seed: every arm meets the same maps
@@ -106,7 +106,7 @@ def test_replicates_make_the_training_run_the_unit_on_shared_evaluation_seeds(tm
     comparison = read_json(tmp_path / "sweep" / "aggregate" / "comparison" / "comparison.json")
     assert comparison["settings"]["unit"] == "run" and comparison["completeness"]["complete"]
     summary = pd.DataFrame(comparison["summary_statistics"])
-    assert set(summary["policy"]) == {"daf_lstm lr=0.0001", "daf_lstm lr=0.001"}
+    assert set(summary["policy"]) == {"lstm lr=0.0001", "lstm lr=0.001"}
     assert set(summary["n_episodes"]) == {2} and set(summary["unit"]) == {"run"}  # two runs per arm
     tests = pd.DataFrame(comparison["pairwise_significance_tests"])
     assert set(tests["test"]) <= {"welch_t", "mann_whitney_u"}  # runs are independent: no paired test

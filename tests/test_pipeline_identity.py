@@ -39,32 +39,32 @@ def _stages(run_dir: Path) -> dict[str, tuple[str, bool]]:
 
 def test_compare_members_are_the_cli_runs_of_the_users_overrides(cli, tmp_path):
     evaluation = ["evaluation.num_envs=2", "evaluation.deterministic=true"]
-    r = cli("pipeline=compare", "compare.policies=[daf_mlp,baseline]",
+    r = cli("pipeline=compare", "compare.policies=[mlp,baseline]",
             "compare.missions=[solo_forage,training_facility_1]", "compare.episodes_per_mission=2",
-            "mission=solo_forage", "mission.max_steps=30", "policy=daf_mlp", "policy.kwargs.hidden_size=16",
+            "mission=solo_forage", "mission.max_steps=30", "policy=mlp", "policy.kwargs.hidden_size=16",
             *evaluation, *STATS, "hydra.run.dir=cmp")
     assert r.returncode == 0, r.stderr[-3000:]
     run = tmp_path / "cmp"
     compared = read_json(run / "run.json")["config"]["compare"]
-    assert compared["policies"] == ["daf_mlp", "baseline"]
+    assert compared["policies"] == ["mlp", "baseline"]
     assert compared["missions"] == ["solo_forage", "training_facility_1"]
     members = _members(run)
-    assert sorted(members) == ["p0-daf_mlp__solo_forage", "p0-daf_mlp__training_facility_1",
+    assert sorted(members) == ["p0-mlp_untrained__solo_forage", "p0-mlp_untrained__training_facility_1",
                                "p1-baseline__solo_forage", "p1-baseline__training_facility_1"]
     for name, record in members.items():
-        policy, mission = name.split("-", 1)[1].split("__")
+        policy, mission = name.split("-", 1)[1].replace("_untrained__", "__").split("__")
         config = record["config"]
         # mission.* overrides reach the missions of the run's mission name; the others are the catalog's
         assert config["mission"]["max_steps"] == (30 if mission == "solo_forage" else 300)
         assert config["evaluation"]["num_envs"] == 2 and config["evaluation"]["deterministic"] is True
         # policy.* overrides reach the members that play the run's policy
-        assert config["policy"]["kwargs"] == ({"hidden_size": 16} if policy == "daf_mlp" else {})
+        assert config["policy"]["kwargs"] == ({"hidden_size": 16} if policy == "mlp" else {})
         episodes = read_jsonl(run / "members" / name / "episodes.jsonl")
         assert [e["seed"] for e in episodes] == [0, 1]
         assert all(e["steps"] <= config["mission"]["max_steps"] for e in episodes)
         # the same run, by identity, as `pipeline=evaluate` with the same overrides
         overrides = ["mission.max_steps=30"] if mission == "solo_forage" else []
-        overrides += ["policy.kwargs.hidden_size=16"] if policy == "daf_mlp" else []
+        overrides += ["policy.kwargs.hidden_size=16"] if policy == "mlp" else []
         as_cli = compose_config(["pipeline=evaluate", f"policy={policy}", f"mission={mission}", *overrides,
                                  "evaluation.episodes=2", *evaluation], output_dir=tmp_path / "unused")
         assert record["identity"]["signature"] == identity_of(as_cli).signature, name
@@ -78,7 +78,7 @@ def test_compare_members_are_the_cli_runs_of_the_users_overrides(cli, tmp_path):
 @pytest.mark.slow
 def test_benchmark_reuses_by_signature_and_trains_changed_settings_afresh_elsewhere(cli, tmp_path):
     bench = tmp_path / "bench"
-    common = ["pipeline=benchmark", "benchmark.policies=[daf_mlp]", "benchmark.missions=[solo_forage]",
+    common = ["pipeline=benchmark", "benchmark.policies=[mlp]", "benchmark.missions=[solo_forage]",
               "benchmark.baselines=[random]", "benchmark.training_steps=256", "benchmark.episodes_per_mission=2",
               "benchmark.create_deployment_package=false", "mission=solo_forage", "mission.max_steps=40", *SMALL,
               *STATS, "hydra.run.dir=bench"]
@@ -87,12 +87,12 @@ def test_benchmark_reuses_by_signature_and_trains_changed_settings_afresh_elsewh
     first = read_json(bench / "pipeline.json")["outputs"]
     (train_dir,) = (bench / "train").iterdir()
     signature = read_json(train_dir / "run.json")["identity"]["signature"]
-    assert train_dir.name == f"daf_mlp-{signature}" and first["checkpoints"]["daf_mlp"].startswith(str(train_dir))
+    assert train_dir.name == f"mlp-{signature}" and first["checkpoints"]["mlp"].startswith(str(train_dir))
     for root in (bench / "evaluation", bench / "comparison"):  # the mission override reached every member
         for name, record in _members(root).items():
             assert record["config"]["mission"]["max_steps"] == 40, name
             assert all(e["steps"] <= 40 for e in read_jsonl(root / "members" / name / "episodes.jsonl"))
-    weights = Path(first["checkpoints"]["daf_mlp"]) / "weights.pt"
+    weights = Path(first["checkpoints"]["mlp"]) / "weights.pt"
     mtime = weights.stat().st_mtime_ns
     compared = (bench / "comparison" / "metrics.json").read_bytes()
 
@@ -111,9 +111,9 @@ def test_benchmark_reuses_by_signature_and_trains_changed_settings_afresh_elsewh
     assert _stages(bench / "comparison")["comparison"] == ("completed", False)
     new_dir = next(p for p in (bench / "train").iterdir() if p != train_dir)
     assert read_json(new_dir / "run.json")["config"]["training"]["learning_rate"] == 0.003
-    assert new_dir.name == f"daf_mlp-{read_json(new_dir / 'run.json')['identity']['signature']}"
+    assert new_dir.name == f"mlp-{read_json(new_dir / 'run.json')['identity']['signature']}"
     assert weights.stat().st_mtime_ns == mtime  # the first training is untouched
-    checkpoint = read_json(bench / "pipeline.json")["outputs"]["checkpoints"]["daf_mlp"]
+    checkpoint = read_json(bench / "pipeline.json")["outputs"]["checkpoints"]["mlp"]
     assert checkpoint.startswith(str(new_dir))
     for root in (bench / "evaluation", bench / "comparison"):
         played = [m["config"]["policy"]["data_path"] for m in _members(root).values()]

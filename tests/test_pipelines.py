@@ -186,8 +186,8 @@ def test_the_examples_run_from_the_cli(cli, tmp_path):
             *SMALL[:2], "training.minibatch_size=128", *SMALL[3:], *STATS, "hydra.run.dir=bench", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     bench = read_json(tmp_path / "bench" / "pipeline.json")
-    assert bench["status"] == "success" and bench["outputs"]["deployed_policy"] == "daf_lstm"
-    assert set(bench["outputs"]["evaluation"]) == {"daf_lstm", "baseline"}
+    assert bench["status"] == "success" and bench["outputs"]["deployed_policy"] == "lstm"
+    assert set(bench["outputs"]["evaluation"]) == {"lstm", "baseline"}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_the_demo_is_the_benchmark_pipeline_on_its_defaults():
 
     cfg = compose_config(["pipeline=benchmark"])
     assert compose_config([]).pipeline.name == "train"  # the default pipeline: `-m lr=1e-4,1e-3` trains
-    assert list(cfg.benchmark.policies) == ["daf_lstm"]
+    assert list(cfg.benchmark.policies) == ["lstm"]
     assert list(cfg.benchmark.missions) == ["training_facility_1"] and list(cfg.benchmark.baselines) == [
         "baseline", "random"]
     assert "$(PY) -m daf_hydra.run pipeline=benchmark\n" in (ROOT / "Makefile").read_text()
@@ -209,14 +209,14 @@ def test_the_demo_is_the_benchmark_pipeline_on_its_defaults():
 def test_invalid_benchmark_settings_fail_before_any_work(tmp_path):
     from daf_hydra.orchestrators import daf_run_benchmark_pipeline
 
-    result = daf_run_benchmark_pipeline(policies=["daf_lstm"], missions=["no_such_mission"], output_dir=tmp_path)
+    result = daf_run_benchmark_pipeline(policies=["lstm"], missions=["no_such_mission"], output_dir=tmp_path)
     assert result.status == "failed" and result.stages_failed == ["environment_check"]
     assert "no_such_mission" in result.errors[0]
     recorded = _stages(tmp_path)
     assert [recorded[s]["status"] for s in recorded][1:] == ["not_run"] * 5
     assert not (tmp_path / "train").exists()
     with pytest.raises(DAFError, match="not both"):
-        daf_run_benchmark_pipeline(policies=["daf_lstm"], config=DAFBenchmarkConfig())
+        daf_run_benchmark_pipeline(policies=["lstm"], config=DAFBenchmarkConfig())
 
 
 @pytest.mark.slow
@@ -256,7 +256,7 @@ def test_benchmark_trains_evaluates_compares_reports_and_packages_a_bundle_metta
                                                          "policy_spec.json", "report.html", "weights.pt"]
     assert verify_manifest(package) == []
     spec = read_json(package / "policy_spec.json")
-    assert spec["class_path"] == "mettagrid.policy.lstm.LSTMPolicy" and spec["data_path"] == "weights.pt"
+    assert spec["class_path"] == "daf_hydra.policies.networks.TokenLSTMPolicy" and spec["data_path"] == "weights.pt"
     assert read_json(package / "evaluation.json")["evaluation"]["lstm"] == evaluation["lstm"]
     shipped = yaml.safe_load((package / "config.yaml").read_text())  # the config that produced this policy
     assert shipped["policy"]["class_path"] == "lstm" and shipped["policy"]["data_path"] == checkpoint
@@ -336,12 +336,12 @@ def test_train_then_sweep_from_the_checkpoint_then_compare_the_best(tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     train_result = daf_run_training_pipeline(config=DAFTrainingConfig(
-        policy_class_path="daf_mlp", missions=["solo_forage"], num_training_steps=256, eval_episodes=2, device="cpu",
+        policy_class_path="mlp", missions=["solo_forage"], num_training_steps=256, eval_episodes=2, device="cpu",
         output_dir=str(tmp_path / "train"), overrides=SMALL[:4]))
     assert train_result.is_success(), train_result.errors
     checkpoint = train_result.outputs["final_checkpoint"]
 
-    sweep_cfg = DAFSweepConfig(policy_class_path="daf_mlp", policy_data_path=checkpoint, missions=["solo_forage"],
+    sweep_cfg = DAFSweepConfig(policy_class_path="mlp", policy_data_path=checkpoint, missions=["solo_forage"],
                                search_space={"learning_rate": [0.001, 0.003]}, strategy="grid", num_trials=2,
                                episodes_per_trial=2, training_steps=256, extra_overrides=SMALL[:4])
     sweep_result = daf_run_sweep_pipeline(config=sweep_cfg, compare_best=True, comparison_episodes=2,
@@ -355,11 +355,11 @@ def test_train_then_sweep_from_the_checkpoint_then_compare_the_best(tmp_path, mo
     for t in trials:  # every trial started from the trained checkpoint
         assert read_json(Path(t["run_dir"]) / "run.json")["config"]["policy"]["data_path"] == checkpoint
     assert Path(sweep_result.outputs["best_checkpoint"]).parent == Path(best.run_dir) / "checkpoints"
-    assert sweep_result.outputs["comparison_results"].policies == ["daf_mlp-best", "baseline", "random"]
+    assert sweep_result.outputs["comparison_results"].policies == ["mlp-best", "baseline", "random"]
 
     comparison = daf_run_comparison_pipeline(
-        policies=[PolicySpec(class_path="daf_mlp", data_path=sweep_result.outputs["best_checkpoint"]), "baseline"],
+        policies=[PolicySpec(class_path="mlp", data_path=sweep_result.outputs["best_checkpoint"]), "baseline"],
         missions=["solo_forage"], episodes_per_mission=2, output_dir=tmp_path / "compare", overrides=STATS)
     assert comparison.is_success(), comparison.errors
     best_label, baseline = comparison.outputs["results"].policies
-    assert best_label == f"daf_mlp-{Path(best.checkpoint).name}" and baseline == "baseline"
+    assert best_label == f"mlp-{Path(best.checkpoint).name}" and baseline == "baseline"

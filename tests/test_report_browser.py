@@ -131,3 +131,46 @@ def test_mission_analysis_report_renders(browser, tmp_path):
     assert problems == [] and page.locator(".js-plotly-plot").count() == 3
     assert EVIL in page.inner_text("body")
     page.close()
+
+
+def test_benchmark_report_replay_player_steps_through_every_frame(browser, tmp_path):
+    """A real benchmark (baseline against random: nothing to train) keeps its example replays by default; its
+    report's player loads offline, steps through every frame of a short episode, and the cells it shows for
+    every agent at every step are the replay file's."""
+    import re
+
+    from daf_hydra import replays
+    from daf_hydra.orchestrators import daf_run_benchmark_pipeline
+
+    out = tmp_path / "bench"
+    result = daf_run_benchmark_pipeline(
+        ["baseline"], ["training_facility_1"], 3, False, baselines=["random"], seed=0, device="cpu",
+        output_dir=out, overrides=["mission.max_steps=25", f"statistics.bootstrap_reps={FAST['bootstrap_reps']}",
+                                   f"statistics.profile_bootstrap_reps={FAST['profile_bootstrap_reps']}"])
+    assert result.status == "success", result.errors
+    page, problems = open_report(browser, Path(result.outputs["report"]), tmp_path / "bench.png")
+    page.wait_for_function("() => document.getElementById('replay-player').dataset.ready === '1'")
+    options = page.eval_on_selector_all("#replay-episode option", "els => els.map(e => e.textContent)")
+    assert len(options) == 6  # baseline and random: lowest, median, highest each
+    assert {o.split(":")[0] for o in options} == {"baseline on training_facility_1", "random on training_facility_1"}
+    seed = int(re.search(r"seed (\d+)", options[0]).group(1))
+    policy = options[0].split(" on ")[0]
+    (member,) = [d for d in (out / "evaluation").rglob("replays") if f"p{0 if policy == 'baseline' else 1}-" in str(d)]
+    replay = replays.load(member / "training_facility_1" / f"seed_{seed}.json.z")
+    assert replay["max_steps"] == 25
+    for step in range(25):
+        if step:
+            page.click("#replay-next")
+        assert page.get_attribute("#replay-player", "data-step") == str(step)
+        shown = page.eval_on_selector_all(
+            "#replay-grid circle.agent", "els => els.map(e => [+e.dataset.agent, +e.dataset.x, +e.dataset.y])")
+        assert {a: (x, y) for a, x, y in shown} == replays.agent_cells(replay, step), step
+    page.click("#replay-next")  # the last frame stays the last
+    assert page.get_attribute("#replay-player", "data-step") == "24"
+    page.click("#replay-play")  # plays from the start again, then pauses on request
+    page.wait_for_function("() => +document.getElementById('replay-player').dataset.step > 3")
+    page.click("#replay-play")
+    assert page.inner_text("#replay-play") == "play"
+    assert page.locator("#replay-step-reward").count() == 1
+    assert problems == []
+    page.close()

@@ -109,7 +109,7 @@ def test_a_named_study_refuses_a_sweep_of_another_definition_before_any_trial(cl
 
 
 def test_pipeline_sweep_trials_are_the_run_the_command_line_composes(cli, tmp_path):
-    r = cli("pipeline=sweep", "policy=daf_mlp", *TINY_TRAINING, *TINY_EVAL, "sweep.episodes_per_trial=2",
+    r = cli("pipeline=sweep", "policy=mlp", *TINY_TRAINING, *TINY_EVAL, "sweep.episodes_per_trial=2",
             "sweep.search_space={learning_rate:[0.001,0.003]}", "sweep.strategy=grid", "sweep.num_trials=2",
             "pipeline.compare_best=false", "hydra.run.dir=run")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -119,7 +119,7 @@ def test_pipeline_sweep_trials_are_the_run_the_command_line_composes(cli, tmp_pa
     assert len(rows) == 2 and all(t["state"] == "COMPLETE" for t in rows)
     for t in rows:
         config = json.loads((Path(t["run_dir"]) / "run.json").read_text())["config"]
-        assert config["policy"]["class_path"] == "daf_mlp" and config["pipeline"]["name"] == "train"
+        assert config["policy"]["class_path"] == "mlp" and config["pipeline"]["name"] == "train"
         assert config["training"]["total_steps"] == 1024 and config["training"]["num_envs"] == 8
         assert config["mission"]["max_steps"] == 30 and config["evaluation"]["num_envs"] == 1
         assert config["evaluation"]["episodes"] == 2  # the explicit sweep field wins over evaluation.episodes
@@ -132,15 +132,15 @@ def test_both_spellings_of_a_search_space_compose_to_the_same_sweep():
     from daf_hydra.compose import compose_config
 
     for spelling in ["sweep.search_space={learning_rate:[0.001,0.003]}", "+sweep.search_space.learning_rate=[0.001,0.003]"]:
-        sweep = OmegaConf.to_object(compose_config(["pipeline=sweep", "policy=daf_mlp", spelling]).sweep)
+        sweep = OmegaConf.to_object(compose_config(["pipeline=sweep", "policy=mlp", spelling]).sweep)
         sweep.validate()
-        assert sweep.search_space == {"learning_rate": [0.001, 0.003]} and sweep.policy_class_path == "daf_mlp"
+        assert sweep.search_space == {"learning_rate": [0.001, 0.003]} and sweep.policy_class_path == "mlp"
         assert "hydra.sweeper.params.lr=choice(0.001,0.003)" in sweep.overrides()
 
 
 @pytest.mark.parametrize("space", ["{learning_rate:{low:0.0001,high:0.01}}", "{learnin_rate:[0.001,0.003]}"])
 def test_pipeline_sweep_refuses_an_invalid_sweep_before_anything_runs(cli, tmp_path, space):
-    r = cli("pipeline=sweep", "policy=daf_mlp", f"sweep.search_space={space}", "sweep.strategy=grid",
+    r = cli("pipeline=sweep", "policy=mlp", f"sweep.search_space={space}", "sweep.strategy=grid",
             "hydra.run.dir=run")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "search_space.learn" in r.stderr
@@ -175,7 +175,7 @@ def test_the_design_documents_sweep_examples_run_as_written(tmp_path, monkeypatc
     """Documents 000 and 004, with this project's names and a tiny budget set through the config's own fields."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sweep.yaml").write_text(
-        "name: lr sweep\npolicy_class_path: daf_mlp\nmissions: [training_facility_1]\nepisodes_per_trial: 2\n"
+        "name: lr sweep\npolicy_class_path: mlp\nmissions: [training_facility_1]\nepisodes_per_trial: 2\n"
         "search_space: {learning_rate: [0.001, 0.003]}\nstrategy: grid\nnum_trials: 2\ntraining_steps: 1024\n"
         "extra_overrides: ['mission.max_steps=30', 'training.num_envs=8', 'training.minibatch_size=512']\n")
     from daf_hydra import config, sweeps
@@ -200,4 +200,4 @@ def test_the_design_documents_sweep_examples_run_as_written(tmp_path, monkeypatc
     assert result.is_success(), result.errors
     assert result.outputs["name"] == "lr sweep"
     summary = result.outputs["comparison_results"].summary_statistics
-    assert {"daf_mlp-best", "baseline", "random"} <= set(summary["policy"])
+    assert {"mlp-best", "baseline", "random"} <= set(summary["policy"])

@@ -43,7 +43,7 @@ def trained(tmp_path_factory) -> Path:
     """One real training on two rotated missions, shared by the record and checkpoint tests."""
     cwd = tmp_path_factory.mktemp("trained")
     out = cwd / "run"
-    r = run_cli("pipeline=train", "policy=daf_lstm", "policy.kwargs.hidden_size=32", *SMALL,
+    r = run_cli("pipeline=train", "policy=lstm", "policy.kwargs.hidden_size=32", *SMALL,
                 "training.missions=[training_facility_1,training_facility_2]", f"training.total_steps={60 * BATCH}",
                 "training.checkpoint_interval=25", f"hydra.run.dir={out}", cwd=cwd, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -97,7 +97,7 @@ def test_checkpoint_bundle_loads_through_mettagrid_in_a_fresh_process_and_as_pol
     digest, hidden = r.stdout.split("DIGEST ")[1].split()
     assert digest == _digest(bundle / "weights.pt") and hidden == "32"
     out = tmp_path / "eval"
-    r = run_cli("pipeline=evaluate", "policy=daf_lstm", f"policy.data_path={bundle}", "evaluation.episodes=2",
+    r = run_cli("pipeline=evaluate", "policy=lstm", f"policy.data_path={bundle}", "evaluation.episodes=2",
                 f"hydra.run.dir={out}", cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert read_run(out).metrics["status"] == "completed"
@@ -127,7 +127,7 @@ def test_same_seed_same_curve_and_weights_through_the_python_api(tmp_path):
 
     def run(name: str, seed: int):
         result = daf_run_training_pipeline(config=DAFTrainingConfig(
-            policy_class_path="daf_mlp", missions=["training_facility_1"], num_training_steps=12 * BATCH,
+            policy_class_path="mlp", missions=["training_facility_1"], num_training_steps=12 * BATCH,
             eval_episodes=2, seed=seed, output_dir=str(tmp_path / name), overrides=SMALL[:4]))
         assert result.is_success(), result.errors
         curve = [{k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(tmp_path / name / "curve.jsonl")]
@@ -162,7 +162,7 @@ def _popen(args: list[str], cwd: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    args = ["pipeline=train", "policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL,
+    args = ["pipeline=train", "policy=mlp", "policy.kwargs.hidden_size=16", *SMALL,
             "training.checkpoint_interval=3", f"hydra.run.dir={out}"]
     proc = _popen([*args, f"training.total_steps={1000 * BATCH}"], tmp_path)
     try:
@@ -189,7 +189,7 @@ def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_writes_a_checkpoint_and_stops_cleanly(tmp_path):
     out = tmp_path / "run"
-    proc = _popen(["pipeline=train", "policy=daf_mlp", "policy.kwargs.hidden_size=16", *SMALL,
+    proc = _popen(["pipeline=train", "policy=mlp", "policy.kwargs.hidden_size=16", *SMALL,
                    f"training.total_steps={1000 * BATCH}",
                    "training.checkpoint_interval=1000", f"hydra.run.dir={out}"], tmp_path)
     try:
@@ -230,7 +230,7 @@ class FailingPolicy(TokenMLPPolicy):
 def test_a_training_error_fails_the_run_with_the_error_recorded_and_no_hang(tmp_path):
     (tmp_path / "failing_policy.py").write_text(FAILING_POLICY)
     out = tmp_path / "run"
-    r = run_cli("pipeline=train", "policy=daf_mlp", "policy.class_path=failing_policy.FailingPolicy", *SMALL,
+    r = run_cli("pipeline=train", "policy=mlp", "policy.class_path=failing_policy.FailingPolicy", *SMALL,
                 f"training.total_steps={4 * BATCH}", f"hydra.run.dir={out}", cwd=tmp_path, timeout=120)
     assert r.returncode != 0
     assert "injected training failure" in r.stderr
@@ -246,7 +246,7 @@ def test_invalid_training_values_are_rejected_before_any_work(cli, tmp_path):
                             ("training.minibatch_size=100", "minibatch_size=100"),
                             ("training.gamma=1.5", "training.gamma=1.5")]:
         out = tmp_path / override.replace("=", "_")
-        r = cli("pipeline=train", "policy=daf_mlp", override, f"hydra.run.dir={out}")
+        r = cli("pipeline=train", "policy=mlp", override, f"hydra.run.dir={out}")
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and named in lines[-1], r.stderr

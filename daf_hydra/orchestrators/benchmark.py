@@ -55,6 +55,7 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     from daf_hydra.policy_entries import PolicyEntry, parse_policies
     from daf_hydra.orchestrators.compare import check_environment, nested_comparison
     from daf_hydra.compose import to_container
+    from daf_hydra.replays import mode_of
     from daf_hydra.runs import identity_of
 
     run_dir = Path(run_dir)
@@ -114,7 +115,7 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         return candidates()[b.policies.index(b.deploy_policy or b.policies[0])]
 
     def compare() -> dict[str, Any]:
-        compared = nested_comparison(cfg, [*candidates(), *plan["baselines"]], plan["missions"],
+        compared = nested_comparison(base, [*candidates(), *plan["baselines"]], plan["missions"],
                                      run_dir / COMPARISON_DIR, episodes=b.episodes_per_mission,
                                      parallel=b.parallel_evaluation, stop_on_failure=stages.stop_on_failure)
         if compared.status == FAILED:
@@ -126,13 +127,16 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
                 "comparison_report": compared.outputs.get("report")}
 
     def report() -> dict[str, Any]:
+        from daf_hydra import replays
         from daf_hydra.visualization import daf_export_benchmark_html
 
         outputs = stages.result.outputs
         path = daf_export_benchmark_html(
             stages.result.stages, evaluation_table(outputs["evaluation"]), outputs.get("comparison_results"),
             training_curves([Path(sub.output_dir) for sub in plan["trainings"].values()]), run_dir / REPORT_FILE,
-            b.name or f"Benchmark: {', '.join(b.policies)} on {', '.join(b.missions)}")
+            b.name or f"Benchmark: {', '.join(b.policies)} on {', '.join(b.missions)}",
+            replays.examples([*outputs["evaluation_runs"], *sorted((run_dir / COMPARISON_DIR).glob("*/*"))],
+                             unique=True))
         return {"report": str(path)}
 
     def package() -> dict[str, Any]:
@@ -164,6 +168,7 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
         stages.result.outputs["final_checkpoint"] = deployed().data_path
     base = copy.deepcopy(cfg)
     base.compare.episodes_per_mission = b.episodes_per_mission
+    base.evaluation.replays = mode_of(cfg.evaluation.get("replays"), PIPELINE)  # its members are evaluate runs
     tasks = member_tasks(base, candidates(), plan["missions"], run_dir / EVALUATION_DIR)
     stages.run("evaluation", lambda: evaluate(tasks), needs=["training"], key={"members": member_signatures(tasks)},
                restore=restore_evaluation)

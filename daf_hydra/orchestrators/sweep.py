@@ -1,7 +1,7 @@
 """The sweep pipeline: environment check -> sweep -> best config extraction -> comparison of the best trial's
 policy against baselines.
 
-    python -m daf_hydra.run pipeline=sweep policy=daf_lstm training.total_steps=50000 sweep.strategy=grid \
+    python -m daf_hydra.run pipeline=sweep policy=lstm training.total_steps=50000 sweep.strategy=grid \
         'sweep.search_space={learning_rate:[0.001,0.003]}' sweep.num_trials=2 pipeline.comparison_episodes=10
 
     cfg = DAFSweepConfig.from_yaml("conf/experiment/sweep_config.yaml")

@@ -1,8 +1,8 @@
 """The train pipeline: environment check -> training -> checkpoint -> evaluation.
 
-    python -m daf_hydra.run pipeline=train policy=daf_lstm mission=training_facility_1 training.total_steps=1000000
+    python -m daf_hydra.run pipeline=train policy=lstm mission=training_facility_1 training.total_steps=1000000
     python -m daf_hydra.run policy=lstm -m lr=1e-4,1e-3
-    python -m daf_hydra.run policy=daf_lstm training.resume=true hydra.run.dir=<the killed run's directory>
+    python -m daf_hydra.run policy=lstm training.resume=true hydra.run.dir=<the killed run's directory>
 
 A policy with nothing to train (baseline, random, noop: `policy.network()` is None) skips training and checkpoint
 and is only evaluated. Evaluation is the evaluate pipeline's own code (`evaluate_policy`, episodes.jsonl) on each

@@ -1,7 +1,7 @@
 """The train pipeline from Python: the same config the CLI composes, the same pipeline function.
 
     from daf_hydra.orchestrators import daf_run_training_pipeline
-    result = daf_run_training_pipeline(policy_class_path="daf_lstm", missions=["training_facility_1"],
+    result = daf_run_training_pipeline(policy_class_path="lstm", missions=["training_facility_1"],
                                        num_training_steps=200_000, eval_missions=["training_facility_1"],
                                        eval_episodes=10)
     result.is_success(), result.final_checkpoint, result.outputs["mean_reward"]

@@ -4,7 +4,7 @@ The evaluator keeps `slots` episodes running side by side and hands the actor th
 `(slots, agents, tokens, 3)` uint8, exactly what the environment writes and what training feeds the network.
 Each actor picks the fastest faithful path for its policy:
 
-- `NetworkActor`: any policy whose `network()` has `forward_eval` (lstm, stateless, trained checkpoints): one
+- `NetworkActor`: any policy whose `network()` has `forward_eval` (lstm, mlp, mettagrid_lstm, stateless, trained checkpoints): one
   forward pass for all agents of all slots (mettagrid's evaluator steps one agent at a time, and pads the
   observation differently from training).
 - `BaselineActor`, `RandomActor`, `NoopActor`: numpy over the whole buffer.

@@ -1,7 +1,7 @@
 """Turn a `PolicyConfig` into a live mettagrid `MultiAgentPolicy`.
 
 Accepted forms of `policy.class_path`: our short names (`baseline`), any short name mettagrid or cogames register
-(`random`, `lstm`, `stateless`, ...), an importable class path of a `MultiAgentPolicy` or of an `AgentPolicy` (wrapped
+(`random`, `mettagrid_lstm`, `stateless`, ...), an importable class path of a `MultiAgentPolicy` or of an `AgentPolicy` (wrapped
 per agent), or a bundle directory with `policy_spec.json` as cogames writes it. `policy.data_path` may be a weights
 file or a bundle directory. Weights are read with `torch.load(weights_only=True)`: a checkpoint can carry tensors,
 never code.
@@ -18,20 +18,74 @@ from typing import Any
 from daf_hydra.errors import DAFError
 
 POLICY_SPEC_FILENAME = "policy_spec.json"
-# Short names resolved without mettagrid's discovery, which imports every policy module of mettagrid and cogames
-# (about 1.5 s): our own policies and mettagrid's common ones.
-OWN_POLICIES = {
-    "baseline": "daf_hydra.policies.baseline.BaselinePolicy",
-    "daf_lstm": "daf_hydra.policies.networks.TokenLSTMPolicy",
-    "daf_mlp": "daf_hydra.policies.networks.TokenMLPPolicy",
-}
-BUILTIN_POLICIES = {
-    **OWN_POLICIES,
-    "random": "mettagrid.policy.random_agent.RandomMultiAgentPolicy",
-    "noop": "mettagrid.policy.noop.NoopPolicy",
-    "lstm": "mettagrid.policy.lstm.LSTMPolicy",
-    "stateless": "mettagrid.policy.stateless.StatelessPolicy",
-}
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """One named policy: what `pipeline=check`, README and docs/config-reference.md list (one line each)."""
+
+    name: str
+    class_path: str
+    trainable: bool  # has a network PPO trains; fixed otherwise
+    what: str
+
+    @property
+    def kind(self) -> str:
+        return "trainable" if self.trainable else "fixed"
+
+    def row(self) -> str:
+        """Its row of the policy table in README.md and docs/config-reference.md."""
+        return f"| `{self.name}` | {self.kind} | `{self.class_path}` | {self.what} |"
+
+
+POLICY_TABLE_HEADER = "| policy | kind | class | what it is |\n|---|---|---|---|"
+
+
+# Every conf/policy option, resolved without mettagrid's discovery (which imports every policy module of mettagrid
+# and cogames, about 1.5 s). `lstm` is ours, not mettagrid's: mettagrid's LSTM does not learn here (below random
+# after 600k steps), so the design card's `policy=lstm` names the one that does.
+POLICIES = (
+    PolicyInfo("lstm", "daf_hydra.policies.networks.TokenLSTMPolicy", True,
+               "daf_hydra's LSTM over observation tokens (hidden_size 64)"),
+    PolicyInfo("mlp", "daf_hydra.policies.networks.TokenMLPPolicy", True,
+               "daf_hydra's feed-forward network over observation tokens, no memory"),
+    PolicyInfo("mettagrid_lstm", "mettagrid.policy.lstm.LSTMPolicy", True,
+               "mettagrid's LSTM network (below `random` here after 600k steps)"),
+    PolicyInfo("stateless", "mettagrid.policy.stateless.StatelessPolicy", True, "mettagrid's feed-forward network"),
+    PolicyInfo("baseline", "daf_hydra.policies.baseline.BaselinePolicy", False,
+               "scripted: reads its observation and works the resource chain"),
+    PolicyInfo("random", "mettagrid.policy.random_agent.RandomMultiAgentPolicy", False,
+               "uniformly random actions, seeded per episode"),
+    PolicyInfo("noop", "mettagrid.policy.noop.NoopPolicy", False, "does nothing: the floor of every mission"),
+)
+BUILTIN_POLICIES = {p.name: p.class_path for p in POLICIES}
+# Names that meant something else before: refused in one line naming the new name (records keep the old ones).
+RENAMED = {"daf_lstm": "lstm", "daf_mlp": "mlp"}
+
+
+def check_not_renamed(name: str) -> None:
+    """Refuse an old policy name in one line: `daf_lstm` silently meaning nothing (or something else) would
+    train or compare the wrong network."""
+    if name in RENAMED:
+        raise DAFError(f"policy {name} is now called {RENAMED[name]}: use policy={RENAMED[name]} "
+                       "(mettagrid's LSTM is mettagrid_lstm)")
+
+
+UNTRAINED = " (untrained)"
+
+
+def untrained_network(class_path: str, data_path: str | None) -> bool:
+    """A trainable catalog policy given without weights: it plays (or ships) as initialised, which its label
+    must say (a comparison of it is no evidence about what training reaches)."""
+    if data_path or (class_path not in BUILTIN_POLICIES and Path(str(class_path)).is_dir()):
+        return False
+    full = BUILTIN_POLICIES.get(class_path, class_path)
+    return any(p.trainable and p.class_path == full for p in POLICIES)
+
+
+def short_name(class_path: str) -> str:
+    """A class path by its conf/policy name when it has one."""
+    return next((p.name for p in POLICIES if p.class_path == class_path), class_path)
 
 
 @dataclass(frozen=True)
@@ -64,16 +118,34 @@ def resolve(class_path: str, data_path: str | None = None, kwargs: dict[str, Any
     A bundle's `init_kwargs` win over `kwargs`: they describe the network its weights fit (a policy group's
     default `hidden_size` must not break loading a checkpoint trained with another)."""
     kwargs = dict(kwargs or {})
-    if Path(class_path).is_dir():
+    if class_path not in BUILTIN_POLICIES and Path(class_path).is_dir():  # a name wins over a directory of it
         bundle = read_bundle(Path(class_path))
         return ResolvedPolicy(bundle.class_path, data_path or bundle.data_path, {**kwargs, **bundle.kwargs})
     if data_path and Path(data_path).is_dir():
         bundle = read_bundle(Path(data_path))
+        _check_bundle_class(class_path, bundle, data_path)
         return ResolvedPolicy(_full_class_path(class_path), bundle.data_path, {**kwargs, **bundle.kwargs})
+    if data_path and (Path(data_path).parent / POLICY_SPEC_FILENAME).is_file():  # a bundle's own weights file
+        bundle = read_bundle(Path(data_path).parent)
+        if bundle.data_path == str(Path(data_path).resolve()):
+            _check_bundle_class(class_path, bundle, data_path)
+            return ResolvedPolicy(_full_class_path(class_path), data_path, {**kwargs, **bundle.kwargs})
     return ResolvedPolicy(_full_class_path(class_path), data_path, kwargs)
 
 
+def _check_bundle_class(class_path: str, bundle: ResolvedPolicy, data_path: str) -> None:
+    """A bundle's weights fit only the class that trained it: another class asked is one line naming both,
+    rather than a state_dict or constructor error (and a record naming a class that never ran)."""
+    asked, held = _full_class_path(class_path), _full_class_path(bundle.class_path)
+    if asked != held:
+        name = short_name(held)
+        fix = f"policy={name}" if name != held else f"policy.class_path={held}"
+        raise DAFError(f"policy.data_path={data_path} holds a {name} checkpoint ({held}), but the policy is "
+                       f"{class_path} ({asked}): use {fix}, or policy.class_path=<the bundle> alone")
+
+
 def _full_class_path(name: str) -> str:
+    check_not_renamed(name)
     if name in BUILTIN_POLICIES:
         return BUILTIN_POLICIES[name]
     if "." in name:
@@ -94,7 +166,7 @@ def known_short_names() -> list[str]:
     from mettagrid.policy.policy_registry import get_policy_registry
 
     discover_and_register_policies()
-    return sorted({*OWN_POLICIES, *get_policy_registry()})
+    return sorted({*BUILTIN_POLICIES, *get_policy_registry()})
 
 
 def import_policy_class(class_path: str) -> type:

@@ -1,6 +1,6 @@
-"""daf_hydra's own trainable policies: `daf_lstm` (recurrent) and `daf_mlp` (feed-forward).
+"""daf_hydra's own trainable policies: `lstm` (recurrent) and `mlp` (feed-forward).
 
-Why not only mettagrid's `lstm`/`stateless`: they hard-code `hidden_size=128` (nothing to sweep) and feed the raw
+Why not only mettagrid's `mettagrid_lstm`/`stateless`: they hard-code `hidden_size=128` (nothing to sweep) and feed the raw
 observation bytes, `(tokens, 3)` divided by 255, to a linear layer, so a token's position, feature id and value
 are mixed into one number and learning is slow. Here every observation token `(location, feature id, value)`
 selects its own learned vector (a sum of embeddings, i.e. a linear layer over the one-hot grid of
@@ -180,7 +180,8 @@ class _AgentStepper(AgentPolicy):
 
 
 class TokenPolicy(MultiAgentPolicy):
-    """Shared implementation of `daf_lstm` and `daf_mlp` (the subclasses only fix `recurrent`)."""
+    """Shared implementation of `lstm` and `mlp` (the subclasses only fix `recurrent`). No `short_names`:
+    mettagrid's registry already gives `lstm` to its own network; our names live in `loading.OWN_POLICIES`."""
 
     recurrent = False
 
@@ -232,12 +233,10 @@ class TokenPolicy(MultiAgentPolicy):
 class TokenLSTMPolicy(TokenPolicy):
     """Token encoder + LSTM (`hidden_size`): the trainable policy daf_hydra's training defaults are tuned on."""
 
-    short_names = ["daf_lstm"]
     recurrent = True
 
 
 class TokenMLPPolicy(TokenPolicy):
     """Token encoder without memory: faster to train, cannot remember what it saw."""
 
-    short_names = ["daf_mlp"]
     recurrent = False
