@@ -9,9 +9,11 @@ A user's mistake (bad value, unknown name, missing file) ends a single run with 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -28,12 +30,55 @@ from daf_hydra.sweeps import register_sweeper
 EXECUTION_WHITELIST = ["daf_hydra.*", "optuna.*"]
 
 
+class _Tee:
+    """A console stream that also writes to the job's log file: the run's printed lines (progress, results,
+    where its outputs are) are what a user reads, so run.log holds them as the terminal showed them."""
+
+    def __init__(self, stream: TextIO, log: TextIO):
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: the console's
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def console_in_job_log() -> Iterator[None]:
+    """While the job runs, stdout and stderr also go to the file Hydra's job logging writes (`run.log`), which
+    otherwise stays empty; jobs whose logging has no file (SLURM tasks > 0) are left alone."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        yield
+        return
+    handler = files[0]
+    handler.acquire()
+    try:
+        handler.flush()
+    finally:
+        handler.release()
+    with open(handler.baseFilename, "a", buffering=1) as log:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = out, err
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> Any:
     from daf_hydra.orchestrators import run_pipeline
 
     try:
-        return run_pipeline(smoke_scaled(cfg))
+        with console_in_job_log():
+            return run_pipeline(smoke_scaled(cfg))
     except DAFError as exc:
         if HydraConfig.get().mode == RunMode.RUN and not os.environ.get("HYDRA_FULL_ERROR"):
             print(f"error: {exc}", file=sys.stderr)

@@ -156,9 +156,11 @@ class Stages:
         print(f"[{r.pipeline_name}] {r.status} in {r.total_time_seconds:.1f} s: {len(r.stages_completed)} of "
               f"{planned} stages completed" + (f", {len(r.errors)} error(s)" if r.errors else ""), flush=True)
         places = {"run directory": str(self.run_dir), "stages (pipeline.json)": str(self.run_dir / PIPELINE_FILE)}
+        if (self.run_dir / "metrics.json").is_file():
+            places["metrics"] = str(self.run_dir / "metrics.json")
         for key, value in r.outputs.items():
-            if key != "run_dir" and isinstance(value, str) and value and Path(value).exists():
-                places[key.replace("_", " ")] = value
+            if key != "run_dir" and isinstance(value, (str, Path)) and str(value) and Path(value).exists():
+                places[key.replace("_", " ")] = str(value)
         width = max(len(k) for k in places)
         for what, where in places.items():
             print(f"  {what:{width}s}  {where}")
