@@ -5,6 +5,9 @@ corrected pairwise tests, and what was complete.
   (mission, seed); statistics only on complete pairs, and anything else (failed runs, missing or duplicate
   episodes, missions a policy lacks) is named in `completeness`, never filled in.
 - Trained policies: the training run is the unit (`analysis_units`): one score per run and mission, unpaired.
+- One test decides significance, chosen by the unit (`PRIMARY_TEST`): Wilcoxon signed-rank on seed-matched
+  episodes, Welch's t over independent training runs (with 3 runs a side Mann-Whitney U cannot reach p < 0.05);
+  the others are in the table as secondary checks (`role`), never a second verdict.
 - Aggregates over missions pool the per-mission scores (stats.py); when every mission states `max_reward` the
   scores are normalised by it first (so missions weigh alike and the optimality gap is defined), otherwise raw
   total rewards are pooled and the report says so.
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ALL_MISSIONS = "(all missions)"
+PRIMARY_TEST = {"episode": "wilcoxon_signed_rank", "run": "welch_t"}
+TEST_NAMES = {"wilcoxon_signed_rank": "Wilcoxon signed-rank", "welch_t": "Welch's t", "mann_whitney_u": "Mann-Whitney U"}
 PROFILE_POINTS = 51
 UNITS = ("episode", "run")
 SUMMARY_COLUMNS = [
@@ -36,7 +41,7 @@ SUMMARY_COLUMNS = [
 ]
 POI_COLUMNS = ["policy_x", "policy_y", "probability", "low", "high", "missions"]
 PROFILE_COLUMNS = ["policy", "tau", "fraction", "low", "high"]
-TEST_COLUMNS = ["scope", "policy_x", "policy_y", "test", "statistic", "p_value", "p_adjusted", "significant",
+TEST_COLUMNS = ["scope", "policy_x", "policy_y", "test", "role", "statistic", "p_value", "p_adjusted", "significant",
                 "effect_size", "effect_size_name", "n_x", "n_y", "mean_x", "mean_y", "verdict", "note"]
 
 
@@ -108,8 +113,22 @@ class ComparisonResults:
     runs: "pd.DataFrame | None" = None
     output_dir: Path | None = None
 
-    def significant(self, scope: str = ALL_MISSIONS, test: str = "wilcoxon_signed_rank") -> list[tuple[str, str]]:
-        """(better, worse) pairs whose Holm-adjusted test rejects equality in `scope`."""
+    @property
+    def primary_test(self) -> str:
+        """The test that decides significance for this comparison's unit of analysis."""
+        return PRIMARY_TEST[self.settings.get("unit", "episode")]
+
+    def decided_by(self) -> str:
+        """Which test decides, and which are shown as secondary: one phrase for the console and the reports."""
+        secondary = [TEST_NAMES[t] for t in self.pairwise_significance_tests["test"].unique()
+                     if t != self.primary_test] if len(self.pairwise_significance_tests) else []
+        unit = "seed-matched episodes" if self.primary_test == PRIMARY_TEST["episode"] else "training runs"
+        return (f"{TEST_NAMES[self.primary_test]} over {unit}, Holm-corrected"
+                + (f" ({' and '.join(secondary)} secondary)" if secondary else ""))
+
+    def significant(self, scope: str = ALL_MISSIONS, test: str | None = None) -> list[tuple[str, str]]:
+        """(better, worse) pairs whose Holm-adjusted test (default: the primary test) rejects equality in `scope`."""
+        test = test or self.primary_test
         t = self.pairwise_significance_tests
         if t.empty:
             return []
@@ -419,6 +438,7 @@ def pairwise_tests(by_policy: dict, pooled: dict, s: dict) -> "pd.DataFrame":
             r = c.result
             rows.append({
                 "scope": scope, "policy_x": c.policy_x, "policy_y": c.policy_y, "test": r.test,
+                "role": "primary" if r.test == PRIMARY_TEST[s.get("unit", "episode")] else "secondary",
                 "statistic": r.statistic, "p_value": r.p_value, "p_adjusted": c.p_adjusted,
                 "significant": c.reject, "effect_size": r.effect_size, "effect_size_name": r.effect_size_name,
                 "n_x": r.n_x, "n_y": r.n_y, "mean_x": float(stats.mean(scores[c.policy_x])),

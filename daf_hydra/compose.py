@@ -4,6 +4,8 @@ and the same overrides a user would type, then runs the same pipeline function.
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -60,9 +62,51 @@ def compose_config(overrides: Sequence[str] = (), output_dir: str | Path | None 
         if GlobalHydra.instance().is_initialized():  # inside a running Hydra app: compose with its search path
             return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
         with initialize_config_dir(config_dir=str(CONF_DIR)):
-            return compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config)
+            return smoke_scaled(compose(config_name="config", overrides=overrides, return_hydra_config=hydra_config))
     except HydraException as exc:
         raise DAFError(hydra_error_line(exc)) from None
+
+
+SMOKE_SCALE_VARIABLE = "DAF_SMOKE_SCALE"
+# The step and episode counts DAF_SMOKE_SCALE shrinks, each with the least that still runs (statistics need two
+# episodes); interpolated values (sweep.* defaults to the run's own) follow what they point at.
+SMOKE_SCALED = {"training.total_steps": 1, "benchmark.training_steps": 1, "evaluation.episodes": 2,
+                "compare.episodes_per_mission": 2, "benchmark.episodes_per_mission": 2,
+                "pipeline.comparison_episodes": 2, "sweep.training_steps": 1, "sweep.episodes_per_trial": 2,
+                "sweep.num_trials": 2, "hydra.sweeper.n_trials": 2}
+
+
+def smoke_factor() -> float | None:
+    """DAF_SMOKE_SCALE's factor, None when it is unset."""
+    text = os.environ.get(SMOKE_SCALE_VARIABLE)
+    if not text:
+        return None
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not 0 < factor <= 1:
+        raise DAFError(f"{SMOKE_SCALE_VARIABLE}={text!r} is invalid: it must be a number in (0, 1], or unset")
+    return factor
+
+
+def smoke_scaled(cfg: DictConfig) -> DictConfig:
+    """A test aid, not a setting: with DAF_SMOKE_SCALE=<factor in (0, 1]> in the environment, every step,
+    episode and trial count of `cfg` is multiplied by it (tests/test_docs.py runs the docs' commands as written,
+    in minutes). Applied where a config is made: the API's top-level compose, the CLI's job config (run.main)
+    and, for a sweeper's trial count, the CLI's command line (run.cli)."""
+    factor = smoke_factor()
+    if factor is None:
+        return cfg
+    for key, least in SMOKE_SCALED.items():
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent)
+        if not isinstance(node, DictConfig) or leaf not in node or OmegaConf.is_interpolation(node, leaf):
+            continue
+        value = node[leaf]
+        if isinstance(value, int) and not isinstance(value, bool):
+            node[leaf] = max(least, math.ceil(value * factor))
+    return cfg
 
 
 def api_output_dir(output_dir: str | Path | None) -> Path:

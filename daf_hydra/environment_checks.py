@@ -92,8 +92,8 @@ def check_missions(missions: Iterable[Any]) -> EnvironmentCheckResult:
             pei = PolicyEnvInterface.from_mg_cfg(build_env(mission))
             result.add(
                 f"mission {mission.name}", True,
-                f"{pei.num_agents} agents, {mission.width}x{mission.height}, {mission.max_steps} steps"
-                if mission.source == "catalog" else f"{pei.num_agents} agents (cogames {mission.game})",
+                f"{pei.num_agents} agent{'s' * (pei.num_agents != 1)}, {mission.width}x{mission.height}, {mission.max_steps} steps"
+                if mission.source == "catalog" else f"{pei.num_agents} agent{'s' * (pei.num_agents != 1)} (cogames {mission.game})",
             )
         except DAFError as exc:
             result.add(f"mission {mission.name}", False, str(exc))

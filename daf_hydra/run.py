@@ -9,16 +9,18 @@ A user's mistake (bad value, unknown name, missing file) ends a single run with 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from daf_hydra.compose import check_group_choices, prepare_config_store
+from daf_hydra.compose import check_group_choices, prepare_config_store, smoke_factor, smoke_scaled
 from daf_hydra.errors import DAFError
 from daf_hydra.config import CONF_DIR
 from daf_hydra.sweeps import register_sweeper
@@ -28,12 +30,55 @@ from daf_hydra.sweeps import register_sweeper
 EXECUTION_WHITELIST = ["daf_hydra.*", "optuna.*"]
 
 
+class _Tee:
+    """A console stream that also writes to the job's log file: the run's printed lines (progress, results,
+    where its outputs are) are what a user reads, so run.log holds them as the terminal showed them."""
+
+    def __init__(self, stream: TextIO, log: TextIO):
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: the console's
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def console_in_job_log() -> Iterator[None]:
+    """While the job runs, stdout and stderr also go to the file Hydra's job logging writes (`run.log`), which
+    otherwise stays empty; jobs whose logging has no file (SLURM tasks > 0) are left alone."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        yield
+        return
+    handler = files[0]
+    handler.acquire()
+    try:
+        handler.flush()
+    finally:
+        handler.release()
+    with open(handler.baseFilename, "a", buffering=1) as log:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = out, err
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> Any:
     from daf_hydra.orchestrators import run_pipeline
 
     try:
-        return run_pipeline(cfg)
+        with console_in_job_log():
+            return run_pipeline(smoke_scaled(cfg))
     except DAFError as exc:
         if HydraConfig.get().mode == RunMode.RUN and not os.environ.get("HYDRA_FULL_ERROR"):
             print(f"error: {exc}", file=sys.stderr)
@@ -65,14 +110,15 @@ VALUE_FLAGS = {"-c", "--cfg", "-p", "--package"}
 MAX_CHECKED_COMPOSITIONS = 32
 
 
-def check_command_line(args: list[str]) -> None:
+def check_command_line(args: list[str]) -> DictConfig | None:
     """Compose the config as Hydra will, with the user's overrides, and check it (`orchestrators.validate_run`)
     before Hydra launches anything, and that its output directory can be written (records.check_writable), so a
     mistake is one line (DAFError) instead of Hydra's multi-line dump, a
     traceback, or a failure found only after every job's work. In a multirun each value of a sweep is checked
     (the others at their first value; a sweeper's range `interval(...)` at both ends) and the command is refused
     when no job could run: a mistake outside the swept values, or every value of a sweep bad. A bad value of a
-    sweep beside good ones fails its own job only, recorded as failed, and the others go on."""
+    sweep beside good ones fails its own job only, recorded as failed, and the others go on. Returns the
+    composed config (with `hydra:`; a multirun's first good variant), None when the command is left to Hydra."""
     from daf_hydra.compose import compose_config
     from daf_hydra.orchestrators import validate_run
     from daf_hydra.records import check_writable
@@ -82,7 +128,7 @@ def check_command_line(args: list[str]) -> None:
         if skip:
             skip = False
         elif arg.split("=", 1)[0] in UNCHECKED_FLAGS:
-            return
+            return None
         elif arg in VALUE_FLAGS:
             skip = True
         elif arg in ("-m", "--multirun"):
@@ -94,7 +140,7 @@ def check_command_line(args: list[str]) -> None:
         cfg = compose_config(overrides, hydra_config=True)
         validate_run(cfg)
         check_writable(str(cfg.hydra.run.dir))
-        return
+        return cfg
     errors = []
     for variant in _variants(overrides):
         try:
@@ -104,7 +150,7 @@ def check_command_line(args: list[str]) -> None:
             errors.append(exc)
         else:
             check_writable(str(cfg.hydra.sweep.dir))
-            return
+            return cfg
     raise errors[0]
 
 
@@ -151,10 +197,14 @@ def cli() -> None:
     register_sweeper()
     if not os.environ.get("HYDRA_FULL_ERROR"):  # HYDRA_FULL_ERROR=1: Hydra's own errors, with their tracebacks
         try:
-            check_command_line(args)
+            cfg = check_command_line(args)
         except DAFError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        trials = OmegaConf.select(cfg, "hydra.sweeper.n_trials") if cfg is not None else None
+        if smoke_factor() is not None and isinstance(trials, int):  # compose_config scaled it (a test aid)
+            sys.argv[1:] = [a for a in args if not a.startswith("hydra.sweeper.n_trials=")] + \
+                [f"hydra.sweeper.n_trials={trials}"]
     main()
 
 

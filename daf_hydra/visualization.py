@@ -334,12 +334,11 @@ def comparison_sections(results: "ComparisonResults", with_runs: bool = True) ->
                                                                                      poi["high"])]})
                          [["policy_x", "policy_y", f"P(X > Y) [{ci} CI]", "missions"]]))))
         tests = r.pairwise_significance_tests
-        shown = tests[["scope", "policy_x", "policy_y", "test", "statistic", "p_value", "p_adjusted",
+        shown = tests[["scope", "policy_x", "policy_y", "test", "role", "statistic", "p_value", "p_adjusted",
                        "effect_size", "effect_size_name", "n_x", "n_y", "verdict", "note"]]
         sections.append(Section("tests", "Pairwise tests", (
-            ("<p class=\"note\">Wilcoxon signed-rank on seed-matched episodes; Welch's t and Mann-Whitney U as "
-             "unpaired checks." if unit == "episode" else
-             "<p class=\"note\">Welch's t and Mann-Whitney U over training runs (independent: unpaired).")
+            f"<p class=\"note\">Significance is decided by {esc(r.decided_by())}: the secondary tests are "
+            "checks, not verdicts."
             + f" p-values Holm-corrected within each scope and test at "
             f"alpha = {s['significance_level']}. Effect sizes: rank-biserial (Wilcoxon), Hedges' g (Welch), "
             "Cliff's delta (Mann-Whitney); positive means X scores higher. Identical or zero-variance samples "
@@ -400,7 +399,7 @@ def _overview(r: "ComparisonResults") -> Section:
             f"{esc(p)} {fmt_ci(i, lo, hi)}" for p, i, lo, hi in zip(ranked["policy"], ranked["iqm"],
                                                                    ranked["iqm_low"], ranked["iqm_high"])))
         pairs = r.significant()
-        lines.append("Significantly better (Wilcoxon, Holm-corrected): " + (
+        lines.append(f"Significantly better ({esc(r.decided_by())}): " + (
             "; ".join(f"{esc(a)} &gt; {esc(b)}" for a, b in pairs) if pairs else "no pair"))
     badge = f'<p class="{"ok" if r.completeness.complete else "bad"}">{esc(r.completeness.summary())}</p>'
     return Section("overview", "Overview", badge + "".join(f"<p>{line}</p>" for line in lines))
@@ -414,10 +413,11 @@ def _overview(r: "ComparisonResults") -> Section:
 def daf_export_benchmark_html(stages: dict[str, dict[str, Any]], evaluation: "pd.DataFrame",
                               comparison: "ComparisonResults | None", curves: "pd.DataFrame | None",
                               output_path: str | Path, title: str,
-                              replays: Sequence[dict[str, Any]] = ()) -> Path:
+                              replays: Sequence[dict[str, Any]] = (), total_stages: int | None = None) -> Path:
     """The benchmark pipeline's report: its stages, each policy's evaluation per mission, the comparison with
     the baselines (when it ran), the learning curves of the trainings (when there were any) and a player of
-    the example episodes' replays (`replays.examples`)."""
+    the example episodes' replays (`replays.examples`). `total_stages`: how many stages the pipeline runs
+    (the console's `k/n`), so the report counts as the console does."""
     rows = [{"stage": name, "status": r["status"], "reused from an earlier run": r["reused"],
              "duration_s": r["duration_s"], "error": r["error"] or ""} for name, r in stages.items()]
     failed = [r for r in rows if r["status"] != "completed"]
@@ -436,7 +436,9 @@ def daf_export_benchmark_html(stages: dict[str, dict[str, Any]], evaluation: "pd
     player = replay_section(replays, note="Each policy's lowest, median and highest episode per mission.")
     if player is not None:
         sections.append(player)
-    subtitle = (f"the {len(stages)} stages before this report (pipeline.json records the later ones); "
+    total = total_stages or len(stages) + 1
+    subtitle = (f"stages 1-{len(stages)} of {total} (this report is stage {len(stages) + 1}; pipeline.json records "
+                f"the later ones); "
                 f"written {time.strftime('%Y-%m-%d %H:%M:%S')}")
     return write_page(page(title, subtitle, sections), output_path)
 

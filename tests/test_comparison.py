@@ -82,6 +82,19 @@ def test_pairwise_tests_are_holm_corrected_and_identical_samples_are_never_signi
     assert strong["significant"] and strong["verdict"] == "strong better (significant)"
     assert strong["effect_size"] == pytest.approx(1.0)  # every paired difference favours strong
     assert ("strong", "weak") in r.significant() and ("weak", "twin") not in r.significant()
+    # one test decides (paired episodes: Wilcoxon); the others are labelled secondary, in the table and the text
+    assert set(t[t["role"] == "primary"]["test"]) == {"wilcoxon_signed_rank"}
+    assert set(t[t["role"] == "secondary"]["test"]) == {"welch_t", "mann_whitney_u"}
+    assert r.decided_by().startswith("Wilcoxon signed-rank over seed-matched episodes")
+
+
+def test_training_runs_are_decided_by_welch_not_by_an_absent_wilcoxon():
+    runs = {"strong": {"m1": [9.0, 9.5, 10.0, 10.5]}, "weak": {"m1": [1.0, 1.5, 2.0, 2.5]}}
+    r = compare_episodes(table(runs), FAST, unit="run")
+    t = r.pairwise_significance_tests
+    assert set(t[t["role"] == "primary"]["test"]) == {"welch_t"}
+    assert r.significant() == [("strong", "weak")]  # was always empty: it asked for Wilcoxon rows
+    assert r.decided_by() == "Welch's t over training runs, Holm-corrected (Mann-Whitney U secondary)"
 
 
 def test_zero_variance_samples_are_reported_not_called_significant():
@@ -168,7 +181,8 @@ def test_cli_compare_pipeline_in_parallel_processes(cli, tmp_path):
               "compare.episodes_per_mission=6", "compare.parallel=true", "compare.workers=2",
               "statistics.bootstrap_reps=1000", "statistics.profile_bootstrap_reps=200", "hydra.run.dir=cmp")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "significantly better (Wilcoxon, Holm): baseline > random" in out.stdout
+    assert ("significantly better (Wilcoxon signed-rank over seed-matched episodes, Holm-corrected (Welch's t and "
+            "Mann-Whitney U secondary)): baseline > random") in out.stdout
     run = tmp_path / "cmp"
     assert sorted(p.name for p in (run / "members").iterdir()) == ["p0-baseline__solo_forage",
                                                                      "p1-random__solo_forage"]

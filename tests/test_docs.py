@@ -1,26 +1,28 @@
-"""The docs say what the code does: the config reference is generated from the configs, and every documented
-command names config groups, options and keys that exist."""
+"""The docs say what the code does: the config reference is generated from the configs, every documented
+command names config groups, options and keys that exist, and every ```bash block of README.md and docs/*.md runs
+as written from a scratch directory outside the repository (test_bash_blocks_run_as_written)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from daf_hydra.compose import check_group_choices, compose_config
+from daf_hydra.compose import SMOKE_SCALE_VARIABLE, check_group_choices, compose_config
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-
-def test_config_reference_is_generated_from_the_current_configs():
-    generated = subprocess.run([sys.executable, str(ROOT / "scripts" / "config-reference")],
-                               capture_output=True, text=True, check=True).stdout
-    assert (ROOT / "docs" / "config-reference.md").read_text() == generated, \
-        "docs/config-reference.md is stale: run scripts/config-reference > docs/config-reference.md"
+# The first line of a ```bash block may say why it is not run: `# needs: gpu|nodes|root` (composed and checked
+# instead, as far as its commands are daf_hydra runs) or `# not-run: <reason>` (e.g. it would run this suite).
+NEEDS = re.compile(r"#\s*needs:\s*(gpu|nodes|root)\b")
+NOT_RUN = re.compile(r"#\s*not-run:\s*(\S.*)")
+SMOKE_SCALE = "0.01"  # 500,000 training steps -> 5,000; 20 episodes -> 2 (never below what runs)
+COMMAND_TIMEOUT_S = 300
 
 
 def documented_commands() -> list[tuple[str, list[str]]]:
@@ -35,6 +37,13 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     return out
 
 
+def test_config_reference_is_generated_from_the_current_configs():
+    generated = subprocess.run([sys.executable, str(ROOT / "scripts" / "config-reference")],
+                               capture_output=True, text=True, check=True).stdout
+    assert (ROOT / "docs" / "config-reference.md").read_text() == generated, \
+        "docs/config-reference.md is stale: run scripts/config-reference > docs/config-reference.md"
+
+
 @pytest.mark.parametrize("where,args", documented_commands(), ids=lambda v: v if isinstance(v, str) else None)
 def test_documented_commands_compose(where, args):
     if "--config-path" in args:
@@ -45,3 +54,57 @@ def test_documented_commands_compose(where, args):
         plain = [a for a in plain if "," not in a.split("=", 1)[-1] or a.split("=", 1)[-1].startswith("[")]
         plain = [a for a in plain if "(" not in a and "<" not in a]
     compose_config(plain)
+
+
+def bash_blocks(doc: Path) -> list[str]:
+    """The ```bash blocks of `doc`, in order."""
+    return re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S)
+
+
+def block_commands(block: str) -> list[str]:
+    """The commands of a block: continuation lines joined, comment and blank lines dropped."""
+    lines = block.replace("\\\n", " ").splitlines()
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def scratch_env(scratch: Path) -> dict[str, str]:
+    """What a user has after `make demo` in a checkout, seen from another directory: `.venv/bin/python` and
+    `python` are this interpreter (a `.venv` link in the scratch directory), daf_hydra is importable, and
+    DAF_SMOKE_SCALE shrinks step and episode counts."""
+    (scratch / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", SMOKE_SCALE_VARIABLE: SMOKE_SCALE,
+           "PATH": f"{scratch / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def check_without_running(command: str) -> None:
+    """A block that needs what this machine lacks: its daf_hydra runs are composed and checked as the CLI does
+    before it launches anything (run.check_command_line), so a bad group, key or value still fails here."""
+    from daf_hydra.run import _normalise, check_command_line
+
+    words = shlex.split(command, comments=True)
+    if words[1:3] == ["-m", "daf_hydra.run"]:
+        check_command_line([_normalise(w) for w in words[3:]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", [d for d in DOCS if bash_blocks(d)], ids=lambda d: d.name)
+def test_bash_blocks_run_as_written(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each command of each ```bash block of `doc`, in order, in one scratch directory outside the repository
+    (so a path that only works from the repository root fails), exits 0."""
+    env = scratch_env(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for block in bash_blocks(doc):
+        first = block.lstrip().splitlines()[0] if block.strip() else ""
+        if NOT_RUN.match(first):
+            continue
+        for command in block_commands(block):
+            if NEEDS.match(first):
+                check_without_running(command)
+                continue
+            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT_S)
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            assert done.returncode == 0, f"{doc.name}: `{command}` exited {done.returncode}:\n{tail}"

@@ -61,8 +61,10 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
     run_dir = Path(run_dir)
     b: DAFBenchmarkConfig = OmegaConf.to_object(cfg.benchmark)
     resources = DAFConfig(**to_container(cfg.resources))
+    planned = [s for s in STAGES if (s != "comparison" or b.compare_with_baselines)
+               and (s != "deployment_package" or b.create_deployment_package)]
     stages = Stages(PIPELINE, run_dir, bool(cfg.pipeline.get("stop_on_failure", True)),
-                    restart=bool(cfg.get("restart") or False))
+                    restart=bool(cfg.get("restart") or False), planned=planned)
     plan: dict[str, Any] = {}  # what the environment check found: entries, missions, the trainings' configs
 
     def check() -> dict[str, Any]:
@@ -136,7 +138,7 @@ def benchmark_pipeline(cfg: DictConfig, run_dir: Path) -> PipelineResult:
             training_curves([Path(sub.output_dir) for sub in plan["trainings"].values()]), run_dir / REPORT_FILE,
             b.name or f"Benchmark: {', '.join(b.policies)} on {', '.join(b.missions)}",
             replays.examples([*outputs["evaluation_runs"], *sorted((run_dir / COMPARISON_DIR).glob("*/*"))],
-                             unique=True))
+                             unique=True), total_stages=len(stages.planned))
         return {"report": str(path)}
 
     def package() -> dict[str, Any]:
@@ -344,8 +346,8 @@ def run_benchmark(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results = outputs.get("comparison_results")
     if results is not None:
         pairs = results.significant()
-        print("  significantly better (Wilcoxon, Holm): " + ("; ".join(f"{a} > {b}" for a, b in pairs) or "no pair"))
-    print(f"benchmark {result.status} in {result.total_time_seconds:.0f} s: {', '.join(result.stages_completed)}")
+        print(f"  significantly better ({results.decided_by()}): "
+              + ("; ".join(f"{a} > {b}" for a, b in pairs) or "no pair"))
     print(f"report: {outputs.get('report', 'not written')}")
     if "deployment_package" in outputs:
         print(f"deployment package: {outputs['deployment_package']} ({outputs['deployment_archive']})")

@@ -23,7 +23,8 @@ def run_check(cfg: DictConfig, run_dir: Path) -> float:
     print("Missions:")
     for m in missions:
         where = f"{m.width}x{m.height}" if m.source == "catalog" else f"cogames {m.game}"
-        print(f"  {m.name:22s} {m.num_agents:3d} agents  {where:8s} {m.max_steps:5d} steps  {m.description}")
+        agents = "agent" if m.num_agents == 1 else "agents"
+        print(f"  {m.name:22s} {m.num_agents:3d} {agents:7s} {where:8s} {m.max_steps:5d} steps  {m.description}")
     print("Policies (policy=<name>; trainable: has a network pipeline=train trains, fixed: plays as it is):")
     for p in POLICIES:
         print(f"  {p.name:15s} {p.kind:9s}  {p.class_path}: {p.what}")

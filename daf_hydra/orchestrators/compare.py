@@ -49,7 +49,8 @@ def run_comparison_pipeline(cfg: DictConfig, policies: Sequence[Any], missions: 
     from daf_hydra.visualization import daf_export_comparison_html
 
     cfg.compare.workers = DAFConfig(**to_container(cfg.resources)).workers(cfg.compare.workers)
-    stages = Stages("compare", run_dir, stop_on_failure, restart=bool(cfg.get("restart") or False))
+    planned = ["environment_check", "comparison", "significance_testing", *(["report"] if report else [])]
+    stages = Stages("compare", run_dir, stop_on_failure, restart=bool(cfg.get("restart") or False), planned=planned)
     run: Optional[ComparisonRun] = None
     rejected: Optional[Exception] = None
     try:
@@ -255,7 +256,8 @@ def run_compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         print(f"  {r.policy:24s} IQM {r.iqm:9.3f} [{r.iqm_low:.3f}, {r.iqm_high:.3f}]   "
               f"mean {r.mean:9.3f} +- {r.stderr:.3f} (s.e.)   n={r.n_episodes}")
     pairs = results.significant()
-    print("  significantly better (Wilcoxon, Holm): " + ("; ".join(f"{a} > {b}" for a, b in pairs) or "no pair"))
+    print(f"  significantly better ({results.decided_by()}): "
+          + ("; ".join(f"{a} > {b}" for a, b in pairs) or "no pair"))
     for error in result.errors:
         print(f"  WARNING {error}")
     print(f"report: {result.outputs.get('report', 'not written')}")

@@ -13,6 +13,10 @@ Every orchestrated pipeline (compare, sweep, benchmark) is a list of `Stages.run
   runs' identity signatures (`identity.run_identity`: everything that decides their numbers), never by paths,
   which stay the same when what is behind them changes. Stages without `restore` (environment checks, statistics, reports, packages: cheap,
   derived from the records) always run, so what they report describes this run.
+
+Progress is printed as plain lines, one as each stage starts and one as it ends (`[benchmark] 2/6 training:
+completed in 41.2 s (total 44.0 s)`), so a log file shows it as a terminal does; `finish` prints the outcome and
+where every output on disk is.
 """
 
 from __future__ import annotations
@@ -61,8 +65,10 @@ class Stages:
     """One pipeline run: call `run` once per stage, then `finish`."""
 
     def __init__(self, pipeline_name: str, run_dir: str | Path, stop_on_failure: bool = True,
-                 restart: bool = False):
+                 restart: bool = False, planned: Sequence[str] = ()):
+        """`planned`: the names of the stages this run will go through, in order (the `n` of "stage k of n")."""
         self.run_dir = Path(run_dir)
+        self.planned = list(planned)
         self.stop_on_failure = stop_on_failure
         # restart=true: the run starts over, nothing an earlier run recorded is reused
         self.previous = {} if restart else read_previous_stages(self.run_dir, pipeline_name)
@@ -87,16 +93,17 @@ class Stages:
         if self.stopped_by is not None or missing:
             record["error"] = (f"not run: stage {self.stopped_by} failed (stop_on_failure)" if self.stopped_by
                                else f"not run: it needs stage(s) {', '.join(missing)}, which did not complete")
+            self._say(name, record["error"])
             return self._record(name, record, None)
         begin = time.perf_counter()
         outputs = self._restored(name, record["key"], restore) if restore is not None else None
         if outputs is not None:
             record["reused"] = True
-            print(f"[{self.result.pipeline_name}] {name}: completed in an earlier run in {self.run_dir}, reused")
+            self._say(name, f"completed in an earlier run in {self.run_dir}, reused")
         else:
             if restore is not None:
                 self.reuse_allowed = False
-            print(f"[{self.result.pipeline_name}] {name} ...", flush=True)
+            self._say(name, "started")
             try:
                 outputs = step()
             except Exception as exc:
@@ -107,9 +114,23 @@ class Stages:
                     log.error("%s stage %s failed", self.result.pipeline_name, name, exc_info=exc)
                 if self.stop_on_failure:
                     self.stopped_by = name
+                self._say(name, f"failed in {record['duration_s']:.1f} s: {record['error']}")
                 return self._record(name, record, None)
         record.update(status=COMPLETED, outputs=json_value(outputs), duration_s=round(time.perf_counter() - begin, 3))
+        if not record["reused"]:
+            self._say(name, f"completed in {record['duration_s']:.1f} s")
         return self._record(name, record, outputs)
+
+    def position(self, name: str) -> str:
+        """`k/n` of stage `name` in the planned stages (`k` alone when it was not planned)."""
+        if name in self.planned:
+            return f"{self.planned.index(name) + 1}/{len(self.planned)}"
+        return str(len(self.result.stages) + 1)
+
+    def _say(self, name: str, what: str) -> None:
+        elapsed = time.perf_counter() - self.began
+        print(f"[{self.result.pipeline_name}] {self.position(name)} {name}: {what} (total {elapsed:.1f} s)",
+              flush=True)
 
     def note_error(self, stage: str, message: str) -> None:
         """An error inside a stage that still completed (the pipeline then ends partial)."""
@@ -124,7 +145,25 @@ class Stages:
             else PARTIAL if useful else FAILED
         r.total_time_seconds = round(time.perf_counter() - self.began, 3)
         r.write(self.run_dir)
+        self._print_outcome()
         return r
+
+    def _print_outcome(self) -> None:
+        """The pipeline's status, then where each of its outputs is: the run directory, pipeline.json and every
+        output that names a file or directory on disk (report, checkpoint, package, ...)."""
+        r = self.result
+        planned = len(self.planned) or len(r.stages)
+        print(f"[{r.pipeline_name}] {r.status} in {r.total_time_seconds:.1f} s: {len(r.stages_completed)} of "
+              f"{planned} stages completed" + (f", {len(r.errors)} error(s)" if r.errors else ""), flush=True)
+        places = {"run directory": str(self.run_dir), "stages (pipeline.json)": str(self.run_dir / PIPELINE_FILE)}
+        if (self.run_dir / "metrics.json").is_file():
+            places["metrics"] = str(self.run_dir / "metrics.json")
+        for key, value in r.outputs.items():
+            if key != "run_dir" and isinstance(value, (str, Path)) and str(value) and Path(value).exists():
+                places[key.replace("_", " ")] = str(value)
+        width = max(len(k) for k in places)
+        for what, where in places.items():
+            print(f"  {what:{width}s}  {where}")
 
     def _restored(self, name: str, key: str, restore: Callable[[Outputs], Outputs]) -> Optional[Outputs]:
         before = self.previous.get(name)
