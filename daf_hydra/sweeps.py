@@ -464,7 +464,8 @@ class SweepResultsCallback(Callback):
         names = list(objective.metric) if objective is not None and OmegaConf.is_list(objective.metric) else [
             str(objective.metric) if objective is not None else "objective"]
         summary = write_sweep_results(sweep_dir, str(sweeper.storage), str(sweeper.study_name), names)
-        print(f"sweep {summary['study_name']}: {summary['completed']} completed, {summary['failed']} failed trials "
+        print(f"study {summary['study_name']}: {summary['completed']} completed, {summary['pruned']} pruned, "
+              f"{summary['failed']} failed trials "
               f"-> {sweep_dir / TRIALS_FILE}")
 
 

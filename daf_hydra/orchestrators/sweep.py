@@ -53,7 +53,8 @@ def sweep_pipeline(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()
     resources = DAFConfig(**to_container(cfg.resources))
     sweep_cfg = in_run_dir(OmegaConf.to_object(cfg.sweep), run_dir, resources, str(cfg.device), overrides)
     baselines = list(options.baselines) if options.compare_best else []
-    stages = Stages(PIPELINE, run_dir, bool(options.stop_on_failure))
+    planned = ["environment_check", "sweep", "best_config_extraction", *(["comparison"] if options.compare_best else [])]
+    stages = Stages(PIPELINE, run_dir, bool(options.stop_on_failure), planned=planned)
 
     def check() -> dict[str, Any]:
         resources.validate()
