@@ -90,11 +90,21 @@ class DAFOptunaSweeper(OptunaSweeper):
     def sweep(self, arguments: list[str]) -> None:
         try:
             self._sweep(arguments)
-        except DAFError as exc:  # a user's mistake: one line, exit 2, as a single run's (daf_hydra.run)
+        except DAFError as exc:  # a user's mistake or too many failed trials: one line, exit 2
+            self._write_results()  # what the trials that ran left: trials.csv, the report (nothing is lost)
             if os.environ.get("HYDRA_FULL_ERROR"):
                 raise
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+
+    def _write_results(self) -> None:
+        """The results of a sweep that stopped early, as SweepResultsCallback writes them after a full one."""
+        config = getattr(self.sweeper, "config", None)
+        if config is None or not config.get("sweep_name"):
+            return  # it stopped before its study was known: no trial ran
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            SweepResultsCallback().on_multirun_end(config)
 
     def _sweep(self, arguments: list[str]) -> None:
         import optuna

@@ -94,6 +94,18 @@ def test_a_failing_trial_is_recorded_as_failed_with_its_error(cli, tmp_path):
     assert trials["2"]["state"] == "COMPLETE" and float(trials["2"]["mean_reward"]) > 0
 
 
+def test_too_many_failures_stop_the_sweep_in_one_line_and_keep_its_records(cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    r = cli("-m", "pipeline=evaluate", "mission.max_steps=40", "hydra/sweeper=random", "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.params.evaluation.episodes=choice(0,2)", f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}",
+            "sweep_name=stops", f"hydra.sweep.dir={sweep}")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "max_failure_rate=0.0" in errors[0], r.stderr[-2000:]
+    rows = read_trials(sweep)  # the failed trial's record is written, and no further trial started after it
+    assert [row["state"] for row in rows][-1] == "FAIL" and len(rows) < 4
+    assert [row["state"] for row in rows].count("FAIL") == 1 and "evaluation.episodes=0" in rows[-1]["error"]
+
+
 def test_multi_objective_sweep_records_both_objectives(cli, tmp_path):
     sweep = tmp_path / "sweep"
     r = cli("-m", *EVAL, "hydra/sweeper=random", "hydra.sweeper.params.mission.regen_period=range(2,40)",
