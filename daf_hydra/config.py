@@ -198,8 +198,8 @@ class TrainingConfig:
     # Validation during training: every `validate_every` agent steps (and at the end) the current checkpoint plays
     # `validation_episodes` episodes on fixed validation seeds (not the evaluation's); the run's evaluation then
     # plays the best of them, and a sweep's pruner judges the trial on them. None: no validation (the last checkpoint).
-    validate_every: Optional[int] = None
-    validation_episodes: int = 8
+    validate_every: Optional[int] = None  # agent steps between validations (and one at the end); None: none
+    validation_episodes: int = 8  # episodes per validation, on seeds 1,000,000+ (runs.VALIDATION_FIRST_SEED)
     resume: bool = False  # continue from the run directory's last checkpoint (same hydra.run.dir)
     tensorboard: bool = False  # also write the curve as TensorBoard events (the `tensorboard` extra)
     seed: int = II("seed")
