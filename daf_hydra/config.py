@@ -841,7 +841,12 @@ def read_yaml_fields(cls: type, path: str | Path, section: Optional[str]) -> dic
     (besides its `defaults` list) would be applied by the CLI and not by the API: refused, as are unknown fields."""
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    file = Path(path).expanduser()
+    if not file.is_file():  # paths are relative to the current directory, like every path argument
+        shipped = CONF_DIR / "experiment" / file.name
+        hint = f": the file daf_hydra ships is {shipped}" if shipped.is_file() else ""
+        raise DAFError(f"{path} is not a file (relative paths start at the current directory, {Path.cwd()}){hint}")
+    data = yaml.safe_load(file.read_text()) or {}
     if not isinstance(data, dict):
         raise DAFError(f"{path}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
     if section is not None and isinstance(data.get(section), dict):

@@ -157,7 +157,7 @@ def test_the_objective_is_what_the_pipeline_returns_not_what_a_file_says(cli, tm
 # ------------------------------------------------------------------------------------------------------------
 
 
-def test_api_configs_take_their_cli_group_and_the_documents_fields_and_refuse_others(tmp_path):
+def test_api_configs_take_their_cli_group_and_the_documents_fields_and_refuse_others(tmp_path, monkeypatch):
     from daf_hydra.config import CompareConfig
     from daf_hydra.orchestrators import (daf_run_benchmark_pipeline, daf_run_comparison_pipeline,
                                          daf_run_training_pipeline)
@@ -195,11 +195,15 @@ def test_api_configs_take_their_cli_group_and_the_documents_fields_and_refuse_ot
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("missions: [solo_forage]\nupdate_epoch: 2\n")
+    monkeypatch.chdir(tmp_path)  # outside the repository
     refused = [
         (lambda: daf_run_comparison_pipeline(policies=["baseline"], episodes=3), "unknown DAFComparisonConfig"),
         (lambda: daf_run_training_pipeline(missions=["solo_forage"], steps=3), "unknown DAFTrainingConfig"),
         (lambda: daf_run_benchmark_pipeline(policies=["baseline"], train_steps=3), "unknown DAFBenchmarkConfig"),
         (lambda: DAFTrainingConfig.from_yaml(bad), r"unknown DAFTrainingConfig field\(s\) \['update_epoch'\]"),
+        # relative to the current directory (the test's own), with the file daf_hydra ships named
+        (lambda: DAFTrainingConfig.from_yaml("conf/experiment/pipeline_config.yaml"),
+         r"is not a file \(relative paths start at the current directory.*ships is .*pipeline_config.yaml"),
         (lambda: DAFTrainingConfig(num_training_steps=10, total_steps=20).validate(), "give one of them"),
         (lambda: daf_run_comparison_pipeline(policies=["baseline"], parallel_stages=True), "parallel_stages"),
     ]
