@@ -286,5 +286,46 @@ def test_the_python_api_raises_one_line(tmp_path, monkeypatch, case):
     _assert_no_score(tmp_path)
 
 
+def _api_entry_points() -> dict[str, object]:
+    """Every Python API entry point that records a run, called with only its output directory."""
+    from daf_hydra.comparison import daf_compare_policies
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+    from daf_hydra.mission_analysis import daf_analyze_mission_performance
+    from daf_hydra.orchestrators import (daf_crossplay, daf_run_benchmark_pipeline, daf_run_comparison_pipeline,
+                                         daf_run_sweep_pipeline, daf_run_training_pipeline)
+
+    return {
+        "daf_run_training_pipeline": lambda out: daf_run_training_pipeline(output_dir=out),
+        "daf_run_comparison_pipeline": lambda out: daf_run_comparison_pipeline(["baseline", "random"],
+                                                                               ["training_facility_1"], output_dir=out),
+        "daf_run_benchmark_pipeline": lambda out: daf_run_benchmark_pipeline(["baseline"], output_dir=out),
+        "daf_run_sweep_pipeline": lambda out: daf_run_sweep_pipeline(output_dir=out),
+        "daf_crossplay": lambda out: daf_crossplay(["baseline", "random"], output_dir=out),
+        "daf_compare_policies": lambda out: daf_compare_policies(["baseline"], ["training_facility_1"],
+                                                                 output_dir=out),
+        "daf_analyze_mission_performance": lambda out: daf_analyze_mission_performance(
+            "baseline", "training_facility_1", output_dir=out),
+        "daf_launch_distributed_training": lambda out: daf_launch_distributed_training(backend="local",
+                                                                                       output_dir=out),
+    }
+
+
+@pytest.mark.parametrize("entry", sorted(_api_entry_points()))
+@pytest.mark.parametrize("where", ["given", "default"])
+def test_an_api_output_dir_that_cannot_be_written_is_one_line_before_any_work(tmp_path, monkeypatch, entry, where):
+    """As the CLI (tests/test_faults.py): refused before anything is played or trained, whether the directory is
+    given (below a regular file) or the default outputs/<date>/<time>-<id> (a regular file named outputs in the
+    working directory). A file in the path stops root too, whatever the permission bits."""
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / ("a_file" if where == "given" else "outputs")
+    blocker.write_text("not a directory\n")
+    with pytest.raises(DAFError) as info:
+        _api_entry_points()[entry](blocker / "run" if where == "given" else None)
+    _assert_one_line(str(info.value), f"{blocker} is not a directory")
+    assert "cannot write the output directory" in str(info.value)
+    assert blocker.read_text() == "not a directory\n"
+    assert [p.name for p in tmp_path.rglob("*")] == [blocker.name]  # nothing written anywhere
+
+
 def test_the_corpus_is_large():
     assert len(CLI_CASES) + len(MULTIRUN_CASES) + len(API_CASES) >= 60
