@@ -62,6 +62,10 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
                         "one direction per metric"),
     "direction-list-bad": (["objective.metric=[mean_reward,duration_s]", "objective.direction=[maximize,up]"], "'up'"),
     "metric-train": (["pipeline=train", "objective.metric=iqm"], "mean_reward"),
+    "metric-train-several-missions": (["pipeline=train", "training.missions=[training_facility_1,assembler_2]",
+                                       "objective.metric=std_reward"], "evaluated on 2 missions"),
+    "metric-train-several-eval-missions": (["pipeline=train", "training.eval_missions=[solo_forage,assembler_2]",
+                                            "objective.metric=stderr_reward"], "mean_reward"),
     "metric-compare": (["pipeline=compare", "objective.metric=success_rate"], "objective"),
     "metric-benchmark": (["pipeline=benchmark", "objective.metric=duration_s"], "mean_reward"),
     "metric-analyze-many": (["pipeline=analyze", "objective.metric=[mean_reward,success_rate]"], "one number"),
@@ -154,6 +158,41 @@ def test_the_cli_check_refuses_in_one_line(case):
     _assert_one_line(str(info.value), expected)
 
 
+@pytest.mark.parametrize("overrides", [
+    ["pipeline=train", "objective.metric=std_reward"],  # one evaluation mission: its summary has every key
+    ["pipeline=train", "training.missions=[training_facility_1,assembler_2]", "objective.metric=success_rate"],
+    ["pipeline=benchmark", "objective.metric=stderr_reward"],
+])
+def test_a_metric_the_pipeline_returns_passes_the_check(overrides):
+    """The other side of the metric cases: the check refuses what the run could not return, nothing more."""
+    from daf_hydra.run import check_command_line
+
+    check_command_line([*FAST, *overrides])
+
+
+def test_the_metrics_the_check_allows_are_those_the_pipelines_return():
+    """config.pipeline_metrics against the summaries the train and benchmark pipelines build (one evaluation
+    mission, several, a benchmark's mission average), from real episode summaries."""
+    from omegaconf import OmegaConf
+
+    from daf_hydra.config import BENCHMARK_SUMMARY, pipeline_metrics
+    from daf_hydra.orchestrators.benchmark import benchmark_metrics
+    from daf_hydra.orchestrators.train import _summary
+    from daf_hydra.records import summarize_episodes
+
+    def numeric(metrics: dict) -> set[str]:
+        return {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    episodes = [{"total_reward": r, "rewards": [r], "steps": 10, "success": r > 1} for r in (0.0, 2.0, 3.0)]
+    per_mission = {m: {"policy": "p", "mission": m, "seed": 0, **summarize_episodes(episodes)} for m in ("a", "b")}
+    cfg = OmegaConf.create({"seed": 0})
+    for missions in (["a"], ["a", "b"]):
+        summary = _summary(cfg, "p", {m: per_mission[m] for m in missions})
+        assert numeric(summary) | {"objective"} == pipeline_metrics("train", len(missions)), missions
+    evaluation = {"p": {m: {k: s[k] for k in BENCHMARK_SUMMARY} for m, s in per_mission.items()}}
+    assert numeric(benchmark_metrics({"evaluation": evaluation}, "p")) == pipeline_metrics("benchmark")
+
+
 def _error_line(r) -> str:
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr
@@ -244,6 +283,9 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
                                                                      comparison_episodes=0, output_dir=out), ">= 1"),
         "launch-sweep-metric": (lambda: daf_launch_sweep(DAFSweepConfig(search_space=space,
                                                                         objective_metric="iqm")), "mean_reward"),
+        "launch-sweep-metric-several-missions": (lambda: daf_launch_sweep(DAFSweepConfig(
+            search_space=space, missions=["training_facility_1", "assembler_2"], objective_metric="std_reward")),
+            "evaluated on 2 missions"),
         "launch-sweep-space": (lambda: daf_launch_sweep(DAFSweepConfig(search_space={"nope": [1, 2]})), "nope"),
         "launch-sweep-range": (lambda: daf_launch_sweep(DAFSweepConfig(
             search_space={"learning_rate": {"low": 0.0, "high": 0.1, "log": True}})), "above 0"),

@@ -30,15 +30,13 @@ from daf_hydra.results import FAILED, PARTIAL, SUCCESS, PipelineResult
 from daf_hydra.identity import policy_name
 from daf_hydra.records import EPISODES_FILE, RunRecorder, write_json_atomic
 from daf_hydra.compose import to_container
+from daf_hydra.config import TRAIN_AVERAGED
 from daf_hydra.runs import evaluate_policy, start_run, validate_train_run
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
 # What a train run writes besides its records: cleared with them when it is started over (restart=true).
 OWNED = ("checkpoints", "check.json", "pipeline.json")
-# Evaluation summary keys (records.summarize_episodes) averaged over the evaluation missions in metrics.json.
-AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate",
-            "mean_steps")
 
 
 def run_train(cfg: DictConfig, run_dir: Path) -> Optional[PipelineResult]:
@@ -202,7 +200,7 @@ def _summary(cfg: DictConfig, name: str, evaluation: dict[str, dict[str, Any]]) 
         return dict(next(iter(evaluation.values())))
     out: dict[str, Any] = {"policy": name, "mission": "+".join(evaluation), "seed": int(cfg.seed),
                            "episodes": sum(s["episodes"] for s in evaluation.values())}
-    for key in AVERAGED:
+    for key in TRAIN_AVERAGED:
         values = [s.get(key) for s in evaluation.values()]
         out[key] = None if any(v is None for v in values) else float(sum(values) / len(values))
     return out
