@@ -186,18 +186,18 @@ def completed_metrics(run_dir: str | Path) -> dict[str, Any] | None:
     return metrics if metrics is not None and metrics.get("status") == STATUS_COMPLETED else None
 
 
-def check_writable(run_dir: str | Path) -> None:
-    """Refuse, in one line (DAFError), a run directory that cannot be created or written: an ancestor that is a
-    file, or the nearest existing ancestor not writable. Checked before any work, so nothing is started (and
-    nothing recorded elsewhere is touched) for a run that could not record itself. Holds for root too (a file
-    is never a directory, whatever the permission bits)."""
+def check_writable(run_dir: str | Path, what: str = "the output directory") -> None:
+    """Refuse, in one line (DAFError), a run directory (or `what` else a run writes into) that cannot be created
+    or written: an ancestor that is a file, or the nearest existing ancestor not writable. Checked before any
+    work, so nothing is started (and nothing recorded elsewhere is touched) for a run that could not record
+    itself. Holds for root too (a file is never a directory, whatever the permission bits)."""
     run_dir = Path(run_dir).absolute()
     for path in (run_dir, *run_dir.parents):
         if path.exists():
             if not path.is_dir():
-                raise DAFError(f"cannot write the output directory {run_dir}: {path} is not a directory")
+                raise DAFError(f"cannot write {what} {run_dir}: {path} is not a directory")
             if not os.access(path, os.W_OK | os.X_OK):
-                raise DAFError(f"cannot write the output directory {run_dir}: {path} is not writable")
+                raise DAFError(f"cannot write {what} {run_dir}: {path} is not writable")
             return
 
 

@@ -104,6 +104,9 @@ def check_command_line(args: list[str]) -> None:
             errors.append(exc)
         else:
             check_writable(str(cfg.hydra.sweep.dir))
+            folder = cfg.hydra.launcher.get("submitit_folder")  # local and SLURM launchers: each job's own files
+            if folder:
+                check_writable(str(folder).split("%")[0], "hydra.launcher.submitit_folder (each job's files)")
             return
     raise errors[0]
 

@@ -221,6 +221,20 @@ def test_a_multirun_no_job_could_run_is_refused_before_the_first(cli, tmp_path, 
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize("launcher", ["slurm", "local"])
+def test_a_job_folder_that_cannot_be_written_is_refused_before_any_job(cli, tmp_path, launcher):
+    """Each SLURM (or local submitit) job writes its pickles and logs in hydra.launcher.submitit_folder: a folder
+    that cannot be written is one line before anything is submitted (no SLURM cluster is needed to see it)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory\n")
+    r = cli("-m", f"hydra/launcher={launcher}", *FAST, "policy=random,baseline",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.launcher.submitit_folder={blocker}/jobs/%j")
+    assert r.returncode == 2
+    _assert_one_line(_error_line(r), f"hydra.launcher.submitit_folder (each job's files) {blocker}/jobs: {blocker} "
+                                     "is not a directory")
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_hydra_full_error_keeps_the_traceback(cli, tmp_path):
     import os
     import subprocess
