@@ -176,8 +176,28 @@ SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launch
 RECORDS = ("run.json", "episodes.jsonl", "metrics.json")
 
 
+def job_process(job_id: str) -> int:
+    """The pid of the process running SLURM job `job_id` (`<array job>_<task>`) on this, the only, node: the
+    submitit worker whose environment names that job."""
+    array_job, task = job_id.split("_")
+    wanted = {f"SLURM_ARRAY_JOB_ID={array_job}".encode(), f"SLURM_ARRAY_TASK_ID={task}".encode()}
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = set((proc / "environ").read_bytes().split(b"\0"))
+        except (OSError, ValueError):
+            continue
+        if b"submitit.core._submit" in argv and wanted <= environ:
+            return int(proc.name)
+    raise AssertionError(f"no process of SLURM job {job_id} runs")
+
+
 @pytest.mark.slurm
-def test_a_scancelled_slurm_job_is_failed_then_run_again_by_the_same_command(tmp_path):
+@pytest.mark.parametrize("how, state", [("scancel", "CANCELLED"), ("kill-9", "FAILED")])
+def test_a_slurm_job_cancelled_or_killed_is_failed_then_run_again_by_the_same_command(tmp_path, how, state):
+    """`scancel` of the running job, or kill -9 of its process on the node (what the out-of-memory killer does;
+    `scancel --signal=KILL` is a cancel to SLURM). A node going down (scontrol update State=DOWN) is not
+    simulated: on the one-node dev cluster it would fail every other SLURM test running at the same time."""
     r = subprocess.run([str(ROOT / "scripts" / "slurm-dev-cluster"), "start"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     sweep = tmp_path / "sweep"
@@ -195,7 +215,10 @@ def test_a_scancelled_slurm_job_is_failed_then_run_again_by_the_same_command(tmp
             assert time.time() < deadline and proc.poll() is None, "job 0 never started playing"
             time.sleep(0.1)
         job_id = read_json(sweep / "0" / "run.json")["slurm_job_id"]
-        subprocess.run(["scancel", job_id], check=True)
+        if how == "scancel":
+            subprocess.run(["scancel", job_id], check=True)
+        else:
+            os.kill(job_process(job_id), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
@@ -205,7 +228,7 @@ def test_a_scancelled_slurm_job_is_failed_then_run_again_by_the_same_command(tmp
                 subprocess.run(["scancel", job_id.split("_")[0]])
     assert proc.returncode != 0
     failed = read_json(sweep / "0" / "metrics.json")
-    assert failed["status"] == "failed" and "CANCELLED" in failed["error"], failed
+    assert failed["status"] == "failed" and f"SLURM job {job_id} {state}" in failed["error"], failed
     assert len(lines(sweep / "0" / "episodes.jsonl")) < 200
     for job in ("1", "2"):
         assert read_json(sweep / job / "metrics.json")["status"] == "completed"
