@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from daf_hydra.compose import check_group_choices, prepare_config_store
 from daf_hydra.errors import DAFError
 from daf_hydra.config import CONF_DIR
+from daf_hydra.records import disk_full
 from daf_hydra.sweeps import register_sweeper
 
 
@@ -34,9 +35,10 @@ def main(cfg: DictConfig) -> Any:
 
     try:
         return run_pipeline(cfg)
-    except DAFError as exc:
-        if HydraConfig.get().mode == RunMode.RUN and not os.environ.get("HYDRA_FULL_ERROR"):
-            print(f"error: {exc}", file=sys.stderr)
+    except (DAFError, OSError) as exc:
+        error = exc if isinstance(exc, DAFError) else disk_full(exc, cfg.output_dir)  # a full disk: one line too
+        if error is not None and HydraConfig.get().mode == RunMode.RUN and not os.environ.get("HYDRA_FULL_ERROR"):
+            print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         raise
 

@@ -262,3 +262,64 @@ def test_an_unwritable_output_directory_is_one_line_and_touches_nothing_else(cli
         assert len(errors) == 1 and errors[0].startswith("error: ") and str(blocker) in errors[0], r.stderr
     assert blocker.read_text() == "not a directory\n"
     assert {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == recorded
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs inside the test's directory, unmounted after: an output device that fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (make test and .ci/run run as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def files_of(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def error_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), r.stderr[-3000:]
+    return errors[0]
+
+
+def test_a_full_output_device_is_one_line_loses_nothing_and_the_same_command_goes_on(cli, tmp_path, small_disk):
+    """The device fills while the run records its episodes (~1.6 kB each: 2 MB hold ~1,300): one line, the
+    episodes recorded before it and an earlier run on the device kept; run again while still full: refused before
+    any work; with room again: the same command plays only the missing seeds and ends as an uninterrupted run."""
+    fast = ["pipeline=evaluate", "policy=random", "mission.max_steps=20", "evaluation.num_envs=1"]
+    earlier = small_disk / "earlier"
+    assert cli(*fast, "evaluation.episodes=3", f"hydra.run.dir={earlier}").returncode == 0
+    recorded = files_of(earlier)
+    run = small_disk / "run"
+    args = [*fast, "evaluation.episodes=1500", f"hydra.run.dir={run}"]
+
+    line = error_line(cli(*args))
+    assert f"no space left on the device to write {run / 'episodes.jsonl'}" in line and "same command" in line
+    assert not (run / "metrics.json").exists()  # no room to record it failed: it reads as interrupted
+    kept = [e["seed"] for e in read_jsonl(run / "episodes.jsonl")]  # a torn last line is ignored
+    assert 500 < len(kept) < 1500 and kept == list(range(len(kept)))
+    assert files_of(earlier) == recorded
+
+    episodes = (run / "episodes.jsonl").read_bytes()
+    line = error_line(cli(*args))  # still full: refused before Hydra writes anything
+    assert f"cannot write the output directory {run}: its device has" in line and "bytes free" in line
+    assert (run / "episodes.jsonl").read_bytes() == episodes
+
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{len(kept)} of 1500 episodes" in r.stdout and f"playing the {1500 - len(kept)} missing" in r.stdout
+    reference = tmp_path / "reference"
+    assert cli(*args[:-1], f"hydra.run.dir={reference}").returncode == 0
+    assert by_seed(run / "episodes.jsonl") == by_seed(reference / "episodes.jsonl")
+    assert read_json(run / "metrics.json")["mean_reward"] == read_json(reference / "metrics.json")["mean_reward"]
+    assert read_json(run / "run.json")["resumed"] == 1
+    assert files_of(earlier) == recorded
