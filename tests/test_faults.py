@@ -171,6 +171,30 @@ def test_a_training_killed_then_resumed_by_the_same_command_completes_with_each_
     assert sorted(by_seed(out / "episodes.jsonl")) == [0, 1]
 
 
+def test_a_compare_killed_during_its_second_member_completes_with_an_uninterrupted_ones_records(cli, tmp_path):
+    compare = ["pipeline=compare", "compare.policies=[baseline,random]", "mission.max_steps=150",
+               "compare.episodes_per_mission=30", "evaluation.num_envs=1", "statistics.bootstrap_reps=200",
+               "statistics.profile_bootstrap_reps=100"]
+    out = tmp_path / "killed"
+    second = out / "members" / "p1-random__training_facility_1" / "episodes.jsonl"
+    kill_when([*compare, f"hydra.run.dir={out}"], tmp_path, lambda: len(lines(second)) >= 2)
+    assert not (out / "metrics.json").exists() and 2 <= len(lines(second)) < 30
+    first = (out / "members" / "p0-baseline__training_facility_1")
+    finished = (first / "episodes.jsonl").read_bytes()
+    r = cli(*compare, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "completed earlier" in r.stdout and "episodes of random" in r.stdout  # the first member kept
+    assert (first / "episodes.jsonl").read_bytes() == finished
+    reference = tmp_path / "reference"
+    assert cli(*compare, f"hydra.run.dir={reference}").returncode == 0
+    for member in ("p0-baseline__training_facility_1", "p1-random__training_facility_1"):
+        assert by_seed(out / "members" / member / "episodes.jsonl") == \
+            by_seed(reference / "members" / member / "episodes.jsonl")
+    metrics, expected = read_json(out / "metrics.json"), read_json(reference / "metrics.json")
+    assert metrics["complete"] is True and (metrics["iqm"], metrics["objective"]) == (expected["iqm"],
+                                                                                      expected["objective"])
+
+
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
          "hydra.launcher.timeout_min=10"]
 RECORDS = ("run.json", "episodes.jsonl", "metrics.json")
