@@ -111,13 +111,17 @@ def smoke_scaled(cfg: DictConfig) -> DictConfig:
 
 def api_output_dir(output_dir: str | Path | None) -> Path:
     """Where a Python API call records its run: `output_dir`, or a new outputs/<date>/<time>-<id> below the
-    working directory, as a CLI run gets from Hydra."""
-    if output_dir is not None:
-        return Path(output_dir)
-    import time
-    import uuid
+    working directory, as a CLI run gets from Hydra. Refused in one line (records.check_writable) when it cannot
+    be written, as the CLI refuses it: every API entry point asks here before any work."""
+    from daf_hydra.records import check_writable
 
-    return Path("outputs") / time.strftime("%Y-%m-%d") / f"{time.strftime('%H-%M-%S')}-{uuid.uuid4().hex[:6]}"
+    if output_dir is None:
+        import time
+        import uuid
+
+        output_dir = Path("outputs") / time.strftime("%Y-%m-%d") / f"{time.strftime('%H-%M-%S')}-{uuid.uuid4().hex[:6]}"
+    check_writable(output_dir)
+    return Path(output_dir)
 
 
 def load_mission(name: str) -> DictConfig:

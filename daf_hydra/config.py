@@ -350,7 +350,8 @@ class DAFSweepConfig:
         if self.pipeline not in ("train", "evaluate"):
             raise DAFError(f"pipeline={self.pipeline!r} is invalid: a sweep trial can train or evaluate")
         validate_objective(self.objective_metric, self.optimize_direction, self.pipeline, prefix="",
-                           names=("objective_metric", "optimize_direction"))
+                           names=("objective_metric", "optimize_direction"),
+                           eval_missions=len(set(self.missions)) if self.pipeline == "train" else 1)
         validate_seed("seed", self.seed)
         if self.pruner not in PRUNERS:
             raise DAFError(f"pruner={self.pruner!r} is invalid: valid pruners are {', '.join(PRUNERS)}")
@@ -606,33 +607,45 @@ def episode_metrics() -> frozenset[str]:
     return frozenset(summarize_episodes([{"total_reward": 0.0, "rewards": [0.0], "steps": 1, "success": True}]))
 
 
-def pipeline_metrics(pipeline: str) -> Optional[frozenset[str]]:
+# What the train pipeline's summary averages over its evaluation missions when it has several (the others, such as
+# std_reward, are not means and are left out), and what a benchmark keeps of each evaluation run and averages over
+# its missions: the pipelines build their metrics from these, `pipeline_metrics` reads them.
+TRAIN_AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent",
+                  "success_rate", "mean_steps")
+BENCHMARK_SUMMARY = ("episodes", "mean_reward", "stderr_reward", "median_reward", "min_reward", "max_reward",
+                     "success_rate", "mean_steps")
+
+
+def pipeline_metrics(pipeline: str, eval_missions: int = 1) -> Optional[frozenset[str]]:
     """The numeric metrics pipeline `pipeline` returns, which `objective.metric` may name; None: the pipeline
-    returns one number (its objective) whatever the name."""
+    returns one number (its objective) whatever the name. `eval_missions`: how many missions a train run
+    evaluates on; with several, its summary holds the means over them (TRAIN_AVERAGED) and the episodes summed."""
     episodes = episode_metrics()
+    train = episodes if eval_missions <= 1 else frozenset({"episodes", *TRAIN_AVERAGED})
     return {
         "evaluate": episodes | RECORD_METRICS | {"seed", "objective"},
-        "train": episodes | {"seed", "objective"},
+        "train": train | {"seed", "objective"},
         "compare": RECORD_METRICS | {"mean_reward", "objective", "episodes_per_mission"},
         "crossplay": RECORD_METRICS | {"mean_reward", "objective", "episodes"},
-        "benchmark": episodes & {"episodes", "mean_reward", "stderr_reward", "median_reward", "min_reward",
-                                 "max_reward", "success_rate", "mean_steps"},
+        "benchmark": frozenset(BENCHMARK_SUMMARY),
     }.get(pipeline)
 
 
 def validate_objective(metric: Any, direction: Any, pipeline: str, prefix: str = "objective.",
-                       names: tuple[str, str] = ("metric", "direction")) -> None:
-    """Reject an objective a run of `pipeline` could not return, or a direction that is neither maximize nor
-    minimize, before any work (a sweep would otherwise find out after every trial's training)."""
+                       names: tuple[str, str] = ("metric", "direction"), eval_missions: int = 1) -> None:
+    """Reject an objective a run of `pipeline` could not return (`eval_missions`: see `pipeline_metrics`), or a
+    direction that is neither maximize nor minimize, before any work (a sweep would otherwise find out after
+    every trial's training)."""
     m_key, d_key = f"{prefix}{names[0]}", f"{prefix}{names[1]}"
     metrics = list(metric) if isinstance(metric, (list, tuple)) else [metric]
     directions = list(direction) if isinstance(direction, (list, tuple)) else [direction]
-    valid = pipeline_metrics(pipeline)
+    valid = pipeline_metrics(pipeline, eval_missions)
     if not metrics or not all(isinstance(m, str) and m for m in metrics):
         raise DAFError(f"{m_key}={metric!r} is invalid: give a metric name or a list of them, e.g. mean_reward")
     for m in metrics:
         if valid is not None and m not in valid:
-            raise DAFError(f"{m_key}={m!r} is not a number pipeline {pipeline} returns: valid metrics are "
+            several = f" evaluated on {eval_missions} missions" if pipeline == "train" and eval_missions > 1 else ""
+            raise DAFError(f"{m_key}={m!r} is not a number pipeline {pipeline}{several} returns: valid metrics are "
                            f"{', '.join(sorted(valid))}")
     if valid is None and len(metrics) > 1:
         raise DAFError(f"{m_key}={metrics} names several metrics, but pipeline {pipeline} returns one number")

@@ -139,6 +139,7 @@ def play(
                     if replay_dir is not None:  # before close: mettagrid's writer reads the episode's stats
                         replays.save(writers[slot], replay_dir, seed)
                     sim.close()
+                    sims[slot] = None  # closed: not closed again below when on_episode raises (a full disk)
                     results[k] = record
                     if on_episode is not None:
                         on_episode(record)

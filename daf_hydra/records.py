@@ -16,9 +16,11 @@ and clears the records first when the run is started over (`restart`).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +39,50 @@ STATUS_RUNNING, STATUS_COMPLETED, STATUS_FAILED = "running", "completed", "faile
 STATUS_PRUNED = "pruned"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write then rename: a reader never sees half a file, a crash never leaves one."""
+# A disk (or quota) with no room left: what a run's writes meet when its output directory fills up.
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# The least free space a run starts with (check_writable): Hydra's config files and run.json take ~15 kB (six 4 kB
+# blocks), the rest is room for the first records. A run that fills the disk later ends in one line too (DiskFull).
+MIN_FREE_BYTES = 64 << 10
+
+
+class DiskFull(DAFError):
+    """A record could not be written for lack of space. What was written before stays (a run's finished episodes
+    and its run.json), so the same command, once there is space, goes on from there (open_run)."""
+
+
+def disk_full(exc: BaseException, path: str | Path) -> DiskFull | None:
+    """The one-line error of `exc` when it is a full disk or quota met while writing `path`, else None."""
+    if isinstance(exc, DiskFull):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in FULL_DISK_ERRNOS:
+        return None
+    return DiskFull(f"no space left on the device to write {exc.filename or path} ({os.strerror(exc.errno)}): "
+                    "what was recorded before is kept; free space, then the same command in the same run directory "
+                    "plays only what is missing")
+
+
+def _replace_atomically(path: Path, write: Callable[[Any], None]) -> None:
+    """Write a sibling temporary file with `write(file)`, then rename it over `path`: a reader never sees half a
+    file, a crash never leaves one, and a full disk leaves `path` as it was (and no temporary file): DiskFull."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=_jsonable)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        full = disk_full(exc, path)
+        if full is not None:
+            raise full from exc
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write then rename (`_replace_atomically`)."""
+    _replace_atomically(path, lambda f: json.dump(data, f, indent=2, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:
@@ -94,11 +132,29 @@ class RunRecorder:
         return out
 
     def _append(self, name: str, record: dict[str, Any]) -> None:
-        f = self._files.get(name)
-        if f is None:
-            f = self._files[name] = open(self.run_dir / name, "a")
-        f.write(json.dumps(_clean(record), default=_jsonable) + "\n")
-        f.flush()
+        try:
+            f = self._files.get(name)
+            if f is None:
+                f = self._files[name] = open(self.run_dir / name, "a")
+            f.write(json.dumps(_clean(record), default=_jsonable) + "\n")
+            f.flush()
+        except OSError as exc:
+            full = disk_full(exc, self.run_dir / name)
+            if full is None:
+                raise
+            self._close_files()  # what did not fit is dropped; the lines before it stay (a torn one is ignored)
+            raise full from exc
+
+    def _close_files(self) -> None:
+        """Close the JSON-lines files; on a full disk, what they still buffered is lost (a torn last line at
+        most, which readers ignore)."""
+        files, self._files = list(self._files.values()), {}
+        for f in files:
+            try:
+                f.close()
+            except OSError as exc:
+                if disk_full(exc, f.name) is None:
+                    raise
 
     def episode(self, record: dict[str, Any]) -> None:
         self._append(EPISODES_FILE, record)
@@ -119,10 +175,7 @@ class RunRecorder:
         records = read_jsonl(path)
         kept = [r for r in records if keep(r)]
         if path.is_file():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "w") as out:
-                out.writelines(json.dumps(r) + "\n" for r in kept)
-            os.replace(tmp, path)
+            _rewrite_jsonl(path, kept)
         return len(records) - len(kept)
 
     def complete(self, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -139,9 +192,7 @@ class RunRecorder:
     def _finish(self, status: str, metrics: dict[str, Any], error: str | None) -> dict[str, Any]:
         if self.completed is not None:  # a completed run's record is never rewritten
             return self.completed
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
+        self._close_files()
         ended = time.time()
         doc = {
             "schema_version": SCHEMA_VERSION,
@@ -153,7 +204,13 @@ class RunRecorder:
             "duration_s": round(ended - self.started, 3),
             **metrics,
         }
-        write_json_atomic(self.run_dir / METRICS_FILE, _clean(doc))
+        try:
+            write_json_atomic(self.run_dir / METRICS_FILE, _clean(doc))
+        except DiskFull:
+            if status == STATUS_COMPLETED:
+                raise
+            # no room to record the failure: the run reads as interrupted (run.json, no metrics.json), which the
+            # same command goes on from, and the caller raises what ended it
         return doc
 
 
@@ -172,16 +229,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as out:
-        out.writelines(json.dumps(r) + "\n" for r in records)
-    os.replace(tmp, path)
+    _replace_atomically(path, lambda f: f.writelines(json.dumps(r) + "\n" for r in records))
 
 
 def clear_run(run_dir: str | Path, owned: Sequence[str] = ()) -> None:
     """Remove a run's records (and `owned`: further files or directories of the run) to start it over."""
-    import shutil
-
     run_dir = Path(run_dir)
     for name in (*RECORD_FILES, *owned):
         path = run_dir / name
@@ -197,18 +249,22 @@ def completed_metrics(run_dir: str | Path) -> dict[str, Any] | None:
     return metrics if metrics is not None and metrics.get("status") == STATUS_COMPLETED else None
 
 
-def check_writable(run_dir: str | Path) -> None:
-    """Refuse, in one line (DAFError), a run directory that cannot be created or written: an ancestor that is a
-    file, or the nearest existing ancestor not writable. Checked before any work, so nothing is started (and
-    nothing recorded elsewhere is touched) for a run that could not record itself. Holds for root too (a file
-    is never a directory, whatever the permission bits)."""
+def check_writable(run_dir: str | Path, what: str = "the output directory") -> None:
+    """Refuse, in one line (DAFError), a run directory (or `what` else a run writes into) that cannot be created
+    or written: an ancestor that is a file, or the nearest existing ancestor not writable. Checked before any
+    work, so nothing is started (and nothing recorded elsewhere is touched) for a run that could not record
+    itself. Holds for root too (a file is never a directory, whatever the permission bits)."""
     run_dir = Path(run_dir).absolute()
     for path in (run_dir, *run_dir.parents):
         if path.exists():
             if not path.is_dir():
-                raise DAFError(f"cannot write the output directory {run_dir}: {path} is not a directory")
+                raise DAFError(f"cannot write {what} {run_dir}: {path} is not a directory")
             if not os.access(path, os.W_OK | os.X_OK):
-                raise DAFError(f"cannot write the output directory {run_dir}: {path} is not writable")
+                raise DAFError(f"cannot write {what} {run_dir}: {path} is not writable")
+            free = shutil.disk_usage(path).free
+            if free < MIN_FREE_BYTES:
+                raise DiskFull(f"cannot write {what} {run_dir}: its device has {free:,} bytes free, a run needs at "
+                               f"least {MIN_FREE_BYTES:,}; free space (what is recorded there is kept)")
             return
 
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from daf_hydra.compose import check_group_choices, prepare_config_store, smoke_factor, smoke_scaled
 from daf_hydra.errors import DAFError
 from daf_hydra.config import CONF_DIR
+from daf_hydra.records import disk_full
 from daf_hydra.sweeps import register_sweeper
 
 
@@ -79,9 +80,10 @@ def main(cfg: DictConfig) -> Any:
     try:
         with console_in_job_log():
             return run_pipeline(smoke_scaled(cfg))
-    except DAFError as exc:
-        if HydraConfig.get().mode == RunMode.RUN and not os.environ.get("HYDRA_FULL_ERROR"):
-            print(f"error: {exc}", file=sys.stderr)
+    except (DAFError, OSError) as exc:
+        error = exc if isinstance(exc, DAFError) else disk_full(exc, cfg.output_dir)  # a full disk: one line too
+        if error is not None and HydraConfig.get().mode == RunMode.RUN and not os.environ.get("HYDRA_FULL_ERROR"):
+            print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         raise
 
@@ -150,6 +152,9 @@ def check_command_line(args: list[str]) -> DictConfig | None:
             errors.append(exc)
         else:
             check_writable(str(cfg.hydra.sweep.dir))
+            folder = cfg.hydra.launcher.get("submitit_folder")  # local and SLURM launchers: each job's own files
+            if folder:
+                check_writable(str(folder).split("%")[0], "hydra.launcher.submitit_folder (each job's files)")
             return cfg
     raise errors[0]
 

@@ -62,6 +62,10 @@ CLI_CASES: dict[str, tuple[list[str], str]] = {
                         "one direction per metric"),
     "direction-list-bad": (["objective.metric=[mean_reward,duration_s]", "objective.direction=[maximize,up]"], "'up'"),
     "metric-train": (["pipeline=train", "objective.metric=iqm"], "mean_reward"),
+    "metric-train-several-missions": (["pipeline=train", "training.missions=[training_facility_1,assembler_2]",
+                                       "objective.metric=std_reward"], "evaluated on 2 missions"),
+    "metric-train-several-eval-missions": (["pipeline=train", "training.eval_missions=[solo_forage,assembler_2]",
+                                            "objective.metric=stderr_reward"], "mean_reward"),
     "metric-compare": (["pipeline=compare", "objective.metric=success_rate"], "objective"),
     "metric-benchmark": (["pipeline=benchmark", "objective.metric=duration_s"], "mean_reward"),
     "metric-analyze-many": (["pipeline=analyze", "objective.metric=[mean_reward,success_rate]"], "one number"),
@@ -154,6 +158,41 @@ def test_the_cli_check_refuses_in_one_line(case):
     _assert_one_line(str(info.value), expected)
 
 
+@pytest.mark.parametrize("overrides", [
+    ["pipeline=train", "objective.metric=std_reward"],  # one evaluation mission: its summary has every key
+    ["pipeline=train", "training.missions=[training_facility_1,assembler_2]", "objective.metric=success_rate"],
+    ["pipeline=benchmark", "objective.metric=stderr_reward"],
+])
+def test_a_metric_the_pipeline_returns_passes_the_check(overrides):
+    """The other side of the metric cases: the check refuses what the run could not return, nothing more."""
+    from daf_hydra.run import check_command_line
+
+    check_command_line([*FAST, *overrides])
+
+
+def test_the_metrics_the_check_allows_are_those_the_pipelines_return():
+    """config.pipeline_metrics against the summaries the train and benchmark pipelines build (one evaluation
+    mission, several, a benchmark's mission average), from real episode summaries."""
+    from omegaconf import OmegaConf
+
+    from daf_hydra.config import BENCHMARK_SUMMARY, pipeline_metrics
+    from daf_hydra.orchestrators.benchmark import benchmark_metrics
+    from daf_hydra.orchestrators.train import _summary
+    from daf_hydra.records import summarize_episodes
+
+    def numeric(metrics: dict) -> set[str]:
+        return {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    episodes = [{"total_reward": r, "rewards": [r], "steps": 10, "success": r > 1} for r in (0.0, 2.0, 3.0)]
+    per_mission = {m: {"policy": "p", "mission": m, "seed": 0, **summarize_episodes(episodes)} for m in ("a", "b")}
+    cfg = OmegaConf.create({"seed": 0})
+    for missions in (["a"], ["a", "b"]):
+        summary = _summary(cfg, "p", {m: per_mission[m] for m in missions})
+        assert numeric(summary) | {"objective"} == pipeline_metrics("train", len(missions)), missions
+    evaluation = {"p": {m: {k: s[k] for k in BENCHMARK_SUMMARY} for m, s in per_mission.items()}}
+    assert numeric(benchmark_metrics({"evaluation": evaluation}, "p")) == pipeline_metrics("benchmark")
+
+
 def _error_line(r) -> str:
     assert r.returncode != 0
     assert "Traceback" not in r.stderr, r.stderr
@@ -179,6 +218,20 @@ def test_a_multirun_no_job_could_run_is_refused_before_the_first(cli, tmp_path, 
             "seed=0" if "seed=-1" not in overrides else "device=cpu")
     assert r.returncode == 2
     _assert_one_line(_error_line(r), expected)
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "local"])
+def test_a_job_folder_that_cannot_be_written_is_refused_before_any_job(cli, tmp_path, launcher):
+    """Each SLURM (or local submitit) job writes its pickles and logs in hydra.launcher.submitit_folder: a folder
+    that cannot be written is one line before anything is submitted (no SLURM cluster is needed to see it)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory\n")
+    r = cli("-m", f"hydra/launcher={launcher}", *FAST, "policy=random,baseline",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.launcher.submitit_folder={blocker}/jobs/%j")
+    assert r.returncode == 2
+    _assert_one_line(_error_line(r), f"hydra.launcher.submitit_folder (each job's files) {blocker}/jobs: {blocker} "
+                                     "is not a directory")
     assert not (tmp_path / "sweep").exists()
 
 
@@ -232,6 +285,28 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
         "benchmark-episodes": (lambda: daf_run_benchmark_pipeline(["baseline"], episodes_per_mission=0,
                                                                   output_dir=out), ">= 1"),
         "benchmark-seed": (lambda: daf_run_benchmark_pipeline(["baseline"], seed=-1, output_dir=out), ">= 0"),
+        "benchmark-field": (lambda: daf_run_benchmark_pipeline(["baseline"], nope=1, output_dir=out), "nope"),
+        "benchmark-metric": (lambda: daf_run_benchmark_pipeline(["baseline"], overrides=["objective.metric=std_reward"],
+                                                                output_dir=out), "stderr_reward"),
+        "benchmark-override": (lambda: daf_run_benchmark_pipeline(["baseline"], overrides=["mission.max_steps=x"],
+                                                                  output_dir=out), "Integer"),
+        "compare-field": (lambda: daf_run_comparison_pipeline(["baseline"], ["training_facility_1"], nope=1,
+                                                              output_dir=out), "nope"),
+        "compare-metric": (lambda: daf_run_comparison_pipeline(["baseline"], ["training_facility_1"],
+                                                               overrides=["objective.metric=iqm"], output_dir=out),
+                           "objective"),
+        "train-metric-several-missions": (lambda: daf_run_training_pipeline(
+            missions=["training_facility_1", "assembler_2"], overrides=["objective.metric=std_reward"],
+            output_dir=out), "evaluated on 2 missions"),
+        "sweep-metric-several-missions": (lambda: daf_run_sweep_pipeline(DAFSweepConfig(
+            search_space=space, missions=["training_facility_1", "assembler_2"], objective_metric="std_reward"),
+            output_dir=out), "evaluated on 2 missions"),
+        "sweep-override": (lambda: daf_run_sweep_pipeline(DAFSweepConfig(search_space=space),
+                                                          overrides=["statistics.confidence=2"], output_dir=out),
+                           "between 0 and 1"),
+        "crossplay-episodes": (lambda: daf_crossplay(["baseline", "random"], episodes=0, output_dir=out), ">= 1"),
+        "crossplay-override": (lambda: daf_crossplay(["baseline", "random"], overrides=["nonexistent_key=1"],
+                                                     output_dir=out), "nonexistent_key"),
         "benchmark-device": (lambda: daf_run_benchmark_pipeline(["baseline"], device="tpu", output_dir=out), "cpu"),
         "sweep-metric": (lambda: daf_run_sweep_pipeline(DAFSweepConfig(search_space=space, objective_metric="nope"),
                                                         output_dir=out), "mean_reward"),
@@ -244,6 +319,9 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
                                                                      comparison_episodes=0, output_dir=out), ">= 1"),
         "launch-sweep-metric": (lambda: daf_launch_sweep(DAFSweepConfig(search_space=space,
                                                                         objective_metric="iqm")), "mean_reward"),
+        "launch-sweep-metric-several-missions": (lambda: daf_launch_sweep(DAFSweepConfig(
+            search_space=space, missions=["training_facility_1", "assembler_2"], objective_metric="std_reward")),
+            "evaluated on 2 missions"),
         "launch-sweep-space": (lambda: daf_launch_sweep(DAFSweepConfig(search_space={"nope": [1, 2]})), "nope"),
         "launch-sweep-range": (lambda: daf_launch_sweep(DAFSweepConfig(
             search_space={"learning_rate": {"low": 0.0, "high": 0.1, "log": True}})), "above 0"),
@@ -284,6 +362,47 @@ def test_the_python_api_raises_one_line(tmp_path, monkeypatch, case):
         call()
     _assert_one_line(str(info.value), expected)
     _assert_no_score(tmp_path)
+
+
+def _api_entry_points() -> dict[str, object]:
+    """Every Python API entry point that records a run, called with only its output directory."""
+    from daf_hydra.comparison import daf_compare_policies
+    from daf_hydra.distributed_training import daf_launch_distributed_training
+    from daf_hydra.mission_analysis import daf_analyze_mission_performance
+    from daf_hydra.orchestrators import (daf_crossplay, daf_run_benchmark_pipeline, daf_run_comparison_pipeline,
+                                         daf_run_sweep_pipeline, daf_run_training_pipeline)
+
+    return {
+        "daf_run_training_pipeline": lambda out: daf_run_training_pipeline(output_dir=out),
+        "daf_run_comparison_pipeline": lambda out: daf_run_comparison_pipeline(["baseline", "random"],
+                                                                               ["training_facility_1"], output_dir=out),
+        "daf_run_benchmark_pipeline": lambda out: daf_run_benchmark_pipeline(["baseline"], output_dir=out),
+        "daf_run_sweep_pipeline": lambda out: daf_run_sweep_pipeline(output_dir=out),
+        "daf_crossplay": lambda out: daf_crossplay(["baseline", "random"], output_dir=out),
+        "daf_compare_policies": lambda out: daf_compare_policies(["baseline"], ["training_facility_1"],
+                                                                 output_dir=out),
+        "daf_analyze_mission_performance": lambda out: daf_analyze_mission_performance(
+            "baseline", "training_facility_1", output_dir=out),
+        "daf_launch_distributed_training": lambda out: daf_launch_distributed_training(backend="local",
+                                                                                       output_dir=out),
+    }
+
+
+@pytest.mark.parametrize("entry", sorted(_api_entry_points()))
+@pytest.mark.parametrize("where", ["given", "default"])
+def test_an_api_output_dir_that_cannot_be_written_is_one_line_before_any_work(tmp_path, monkeypatch, entry, where):
+    """As the CLI (tests/test_faults.py): refused before anything is played or trained, whether the directory is
+    given (below a regular file) or the default outputs/<date>/<time>-<id> (a regular file named outputs in the
+    working directory). A file in the path stops root too, whatever the permission bits."""
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / ("a_file" if where == "given" else "outputs")
+    blocker.write_text("not a directory\n")
+    with pytest.raises(DAFError) as info:
+        _api_entry_points()[entry](blocker / "run" if where == "given" else None)
+    _assert_one_line(str(info.value), f"{blocker} is not a directory")
+    assert "cannot write the output directory" in str(info.value)
+    assert blocker.read_text() == "not a directory\n"
+    assert [p.name for p in tmp_path.rglob("*")] == [blocker.name]  # nothing written anywhere
 
 
 def test_the_corpus_is_large():

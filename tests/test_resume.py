@@ -183,3 +183,42 @@ def test_a_compare_rerun_after_a_member_was_killed_plays_only_what_is_missing(cl
         [f"{out}: this run ({read_json(out / 'run.json')['config_signature']}) completed earlier: nothing to do, "
          "its recorded metrics stand (restart=true runs it again)"]
     assert (out / "metrics.json").read_bytes() == before
+
+
+FAST_STATS = ["statistics.bootstrap_reps=200", "statistics.profile_bootstrap_reps=100"]
+KILLED = {  # pipeline -> its command, the metrics a resumed run must share with an uninterrupted one
+    "analyze": (["pipeline=analyze", "policy=random", "mission.max_steps=30", "evaluation.episodes=6", *FAST_STATS],
+                ("mean_reward", "episodes")),
+    "crossplay": (["pipeline=crossplay", "crossplay.episodes=3", "crossplay.rating_bootstrap_reps=10",
+                   "mission.max_steps=30", *FAST_STATS], ("objective", "mean_reward", "rating", "episodes")),
+}
+
+
+@pytest.mark.parametrize("pipeline", sorted(KILLED))
+def test_a_killed_analysis_or_crossplay_plays_only_what_is_missing(cli, tmp_path, pipeline):
+    """Keyed by mission and seed (and composition, in cross-play): the episodes kept are not played again (their
+    wall times are the killed run's), the others are, and the records end as an uninterrupted run's."""
+    from daf_hydra.records import episode_key, read_jsonl
+
+    args, same = KILLED[pipeline]
+    reference = tmp_path / "reference"
+    r = cli(*args, f"hydra.run.dir={reference}")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "killed"
+    shutil.copytree(reference, out)
+    simulate_kill(out, keep=2)
+    kept = {episode_key(e): e for e in read_jsonl(out / "episodes.jsonl")}
+    r = cli(*args, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr
+    episodes, expected = read_jsonl(out / "episodes.jsonl"), read_jsonl(reference / "episodes.jsonl")
+    keys = [episode_key(e) for e in episodes]
+    assert len(keys) == len(set(keys)) == len(expected) > len(kept) == 2
+    assert all(e == kept[episode_key(e)] for e in episodes if episode_key(e) in kept)
+
+    def timeless(records: list[dict]) -> dict:
+        return {episode_key(e): {k: v for k, v in e.items() if k != "wall_time_s"} for e in records}
+
+    assert timeless(episodes) == timeless(expected)
+    metrics, reference_metrics = read_json(out / "metrics.json"), read_json(reference / "metrics.json")
+    assert metrics["status"] == "completed" and read_json(out / "run.json")["resumed"] == 1
+    assert {k: metrics[k] for k in same} == {k: reference_metrics[k] for k in same}

@@ -254,6 +254,7 @@ def completed_checkpoint(train_dir: Path) -> Optional[str]:
 
 def evaluation_outputs(run_dirs: Sequence[str]) -> dict[str, Any]:
     """The evaluation stage's outputs read back from its runs' records: policy -> mission -> summary."""
+    from daf_hydra.config import BENCHMARK_SUMMARY
     from daf_hydra.records import STATUS_COMPLETED, read_run
 
     evaluation: dict[str, dict[str, Any]] = {}
@@ -262,8 +263,7 @@ def evaluation_outputs(run_dirs: Sequence[str]) -> dict[str, Any]:
         if not metrics or metrics.get("status") != STATUS_COMPLETED:
             raise DAFError(f"evaluation run {run_dir} has no completed record")
         evaluation.setdefault(metrics["policy"], {})[metrics["mission"]] = {
-            k: metrics.get(k) for k in ("episodes", "mean_reward", "stderr_reward", "median_reward", "min_reward",
-                                        "max_reward", "success_rate", "mean_steps")}
+            k: metrics.get(k) for k in BENCHMARK_SUMMARY}
     return {"evaluation": evaluation, "evaluation_runs": list(run_dirs)}
 
 

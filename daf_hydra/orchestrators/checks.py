@@ -20,6 +20,13 @@ def known_mission(name: str) -> None:
                        f"or {COGAMES_PREFIX}<game>.<mission>")
 
 
+def eval_mission_names(cfg: DictConfig) -> list[str]:
+    """The missions a train run evaluates on (runs.missions_of, by name, without loading them): with several,
+    its summary is their average, which holds fewer metrics (config.pipeline_metrics)."""
+    names = cfg.training.eval_missions if cfg.training.eval_missions is not None else cfg.training.missions
+    return [str(n) for n in names] if names is not None else [str(cfg.mission.name)]
+
+
 def validate_run(cfg: DictConfig) -> None:
     """Every check of a composed run config that needs no environment and no earlier run, so a mistake is one
     line (DAFError) before any work: the pipeline, seeds, device, the objective (its metric must be one the
@@ -45,7 +52,7 @@ def validate_run(cfg: DictConfig) -> None:
     validate_objective(OmegaConf.to_object(cfg.objective.metric) if OmegaConf.is_list(cfg.objective.metric)
                        else cfg.objective.metric,
                        OmegaConf.to_object(cfg.objective.direction) if OmegaConf.is_list(cfg.objective.direction)
-                       else cfg.objective.direction, name)
+                       else cfg.objective.direction, name, eval_missions=len(set(eval_mission_names(cfg))))
     validate_evaluation(cfg.evaluation)
     validate_statistics(cfg.statistics)
     DAFConfig(**OmegaConf.to_container(cfg.resources, resolve=True)).validate()

@@ -30,18 +30,13 @@ from daf_hydra.results import FAILED, PARTIAL, SUCCESS, PipelineResult
 from daf_hydra.identity import policy_name
 from daf_hydra.records import EPISODES_FILE, VALIDATION_FILE, RunRecorder, read_jsonl, write_json_atomic
 from daf_hydra.compose import to_container
+from daf_hydra.config import TRAIN_AVERAGED
 from daf_hydra.runs import evaluate_policy, start_run, validate_train_run, validation_seeds
 
 PIPELINE = "train"
 STAGES = ("environment_check", "training", "checkpoint", "evaluation")
 # What a train run writes besides its records: cleared with them when it is started over (restart=true).
 OWNED = ("checkpoints", "check.json", "pipeline.json")
-# Evaluation summary keys (records.summarize_episodes) averaged over the evaluation missions in metrics.json.
-# Episode summary keys a validation can score a checkpoint by (else mean_reward).
-VALIDATION_METRICS = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent",
-                      "success_rate", "mean_steps")
-AVERAGED = ("mean_reward", "median_reward", "min_reward", "max_reward", "mean_reward_per_agent", "success_rate",
-            "mean_steps")
 
 
 def run_train(cfg: DictConfig, run_dir: Path) -> Optional[PipelineResult]:
@@ -162,7 +157,7 @@ class Validation:
         self.cfg.evaluation.progress = False
         self.missions, self.device, self.recorder = missions, device, recorder
         metric, direction = cfg.objective.metric, cfg.objective.direction
-        single = isinstance(metric, str) and metric in VALIDATION_METRICS
+        single = isinstance(metric, str) and metric in TRAIN_AVERAGED
         self.metric = str(metric) if single else "mean_reward"
         self.maximize = str(direction) != "minimize" if single else True
         # a resumed run keeps the validations its checkpoint holds (training truncates the rest)
@@ -277,7 +272,7 @@ def _summary(cfg: DictConfig, name: str, evaluation: dict[str, dict[str, Any]]) 
         return dict(next(iter(evaluation.values())))
     out: dict[str, Any] = {"policy": name, "mission": "+".join(evaluation), "seed": int(cfg.seed),
                            "episodes": sum(s["episodes"] for s in evaluation.values())}
-    for key in AVERAGED:
+    for key in TRAIN_AVERAGED:
         values = [s.get(key) for s in evaluation.values()]
         out[key] = None if any(v is None for v in values) else float(sum(values) / len(values))
     return out
