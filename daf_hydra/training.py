@@ -263,6 +263,11 @@ def _trainer_class() -> type:
         def save_checkpoint(self) -> None:
             return None  # our loop writes bundle directories
 
+        memory: Any = None  # a recurrent_state.CarriedState, set for networks that carry state (daf_hydra.recurrent_state)
+
+        def evaluate(self) -> Any:
+            return self.memory.evaluate(self) if self.memory is not None else super().evaluate()
+
     return Trainer
 
 
@@ -350,6 +355,11 @@ def train(
                 warnings.filterwarnings("ignore", message="In CPU autocast, but the target dtype is not supported")
                 trainer = _trainer_class()(args, vecenv, model)
             trainer.utilization.stop()  # its non-daemon monitor thread would keep a failed process alive
+            if use_rnn and getattr(network, "carries_state", False):
+                from daf_hydra.recurrent_state import CarriedState
+
+                trainer.memory = CarriedState(trainer, int(network.hidden_size))
+                trainer.memory.install(trainer)
             if state is not None:
                 trainer.optimizer.load_state_dict(state["optimizer"])
                 trainer.scheduler.load_state_dict(state["scheduler"])
