@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from daf_hydra import env_workers
 from daf_hydra.device import resolve_device
 from daf_hydra.errors import DAFError
 from daf_hydra.evaluation import seeded_env
@@ -312,8 +313,10 @@ def train(
     names = [m.name for m in missions]
     pei = check_compatible(env_cfgs, names)
     lead = rank == 0
+    local_ranks = min(world_size, int(t.distributed.tasks_per_node)) if "distributed" in t else 1
+    resources = env_workers.resolve(t.vec_workers, t.torch_threads, int(t.num_envs), local_ranks)
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(t.torch_threads))
+    torch.set_num_threads(resources.threads)
     try:
         seed = int(t.seed) + RANK_SEED_STRIDE * rank
         torch.manual_seed(seed)  # initial weights, then action sampling and minibatch order
@@ -337,14 +340,8 @@ def train(
         if recorder is not None:  # drop updates the checkpoint does not hold (all of them on a fresh start)
             recorder.truncate(CURVE_FILE, lambda r: r.get("update", 0) <= first_update)
 
-        import pufferlib.vector
-
         factory = _EnvFactory(env_cfgs, names, int(t.seed), rank, first_update)
-        num_envs = int(t.num_envs)
-        vecenv = pufferlib.vector.make(
-            [factory] * num_envs, env_args=[[]] * num_envs, env_kwargs=[{"slot": i} for i in range(num_envs)],
-            backend=pufferlib.vector.Serial, num_envs=num_envs, num_workers=1, batch_size=num_envs,
-        )
+        vecenv = env_workers.make_vecenv(factory, int(t.num_envs), resources.workers, seed, run_dir)
         try:
             batch = vecenv.num_agents * int(t.bptt_horizon)
             total_updates = max(1, math.ceil(int(t.total_steps) / batch))

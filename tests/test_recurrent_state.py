@@ -76,7 +76,8 @@ def test_training_rollout_acts_with_the_memory_evaluation_gives(tmp_path):
     """Same observations, same weights: training's rollout and the evaluator give the same logits at every step of
     several episodes (here 3 x 40 steps, 7 segment boundaries). PuffeRL's own rule (zero every 16 steps) or an
     evaluator that never resets would differ from the 17th step on."""
-    rec, _ = _train(tmp_path, ["lr=1e-30", "training.anneal_lr=false"], updates=8)  # weights stay fixed
+    # weights stay fixed; environments in this process, so each recorded step holds both environments' agents
+    rec, _ = _train(tmp_path, ["lr=1e-30", "training.anneal_lr=false", "training.vec_workers=0"], updates=8)
     rec.steps = rec.steps[: 3 * EPISODE]
     rollout = np.stack([logits.numpy() for _, logits, _ in rec.steps])
     assert sum(bool(done.any()) for _, _, done in rec.steps) >= 2  # episodes did end inside the recording
@@ -92,10 +93,13 @@ def test_training_rollout_acts_with_the_memory_evaluation_gives(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_update_sees_the_policy_that_acted(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_update_sees_the_policy_that_acted(tmp_path, workers):
     """With weights fixed, PPO's update recomputes exactly the rollout's action probabilities (importance ratio 1,
-    KL 0, nothing clipped): its unroll starts each segment from the carried state and resets where episodes began."""
-    _, out = _train(tmp_path, ["lr=1e-30", "training.anneal_lr=false"], updates=8)
+    KL 0, nothing clipped): its unroll starts each segment from the carried state and resets where episodes began.
+    With 2 workers the two environments are stepped in alternation (each rollout step holds one of them)."""
+    _, out = _train(tmp_path, ["lr=1e-30", "training.anneal_lr=false", f"training.vec_workers={workers}"],
+                    updates=8)
     curve = read_jsonl(out / "curve.jsonl")
     assert len(curve) == 8
     for record in curve:
