@@ -164,7 +164,7 @@ class TrainingConfig:
     missions: Optional[List[str]] = None  # trained on, rotated per episode; None: the run's `mission`
     eval_missions: Optional[List[str]] = None  # evaluated after training; None: the training missions
     total_steps: int = 150_000  # agent steps: lstm then beats random on training_facility_1 (README)
-    num_envs: int = 32  # environments stepped together (Serial backend: one process)
+    num_envs: int = 32  # environments stepped together (split over vec_workers worker processes, if any)
     bptt_horizon: int = 16  # steps per segment: the LSTM's unroll length and the advantage horizon
     minibatch_size: int = 512  # agent steps per gradient step: a multiple of bptt_horizon dividing the batch
     max_minibatch_size: int = 32768  # larger minibatches accumulate gradients in chunks of this size

@@ -2,7 +2,7 @@
 
 The loop, one iteration per PPO update (CleanRL-style):
 
-    trainer.evaluate()   # collect num_envs x agents x bptt_horizon agent steps (Serial backend, one process)
+    trainer.evaluate()   # collect num_envs x agents x bptt_horizon agent steps (env_workers: where envs step)
     trainer.train()      # update_epochs passes over them in minibatches
     record one curve.jsonl line; every checkpoint_interval updates, and at the end, write a checkpoint bundle
 
@@ -20,7 +20,13 @@ directory's last checkpoint (weights, optimizer, learning-rate schedule, update 
 
 Reproducibility: torch (initial weights, action sampling, minibatch order) is seeded with `seed + 1000 * rank`;
 each environment slot draws its maps and episode seeds from its own stream of (seed, rank, slot, first update),
-so the same config and seed give the same curve and weights (Serial backend, one torch thread).
+and PufferLib's worker backend serves the environment halves in a fixed order, so the same config and seed give
+the same curve and weights, with or without workers, for the same `vec_workers` and `torch_threads` (another
+worker count changes how actions are batched and drawn: another, equally valid, run).
+
+Recurrent networks that declare `carries_state` (daf_hydra's `lstm`) keep each agent's LSTM state through its
+whole episode in training, as evaluation does (daf_hydra.recurrent_state); PuffeRL's own rule (zeroed every
+`bptt_horizon` steps) remains for other recurrent networks (mettagrid_lstm).
 
 Distributed training plugs in through `rank`/`world_size` (seeds differ per rank, only rank 0 records and
 checkpoints) and `wrap_network` (e.g. DistributedDataParallel; the wrapper must expose the network's

@@ -254,7 +254,7 @@ def test_training_with_environment_workers_learns(tmp_path):
     rewards = [rec["episode_reward"] for rec in read_jsonl(out / "curve.jsonl") if rec["episode_reward"] is not None]
     first, last = rewards[:2], rewards[-2:]
     print(f"episode reward, first updates {first}, last {last}")
-    assert len(rewards) >= 6 and sum(last) / len(last) > 1.5 * sum(first) / len(first)
+    assert len(rewards) >= 4 and sum(last) / len(last) > 1.5 * sum(first) / len(first)
 
 
 FAILING_POLICY = '''
