@@ -165,7 +165,7 @@ class TrainingConfig:
     missions: Optional[List[str]] = None  # trained on, rotated per episode; None: the run's `mission`
     eval_missions: Optional[List[str]] = None  # evaluated after training; None: the training missions
     total_steps: int = 150_000  # agent steps: lstm then beats random on training_facility_1 (README)
-    num_envs: int = 32  # environments stepped together (Serial backend: one process)
+    num_envs: int = 32  # environments stepped together (split over vec_workers worker processes, if any)
     bptt_horizon: int = 16  # steps per segment: the LSTM's unroll length and the advantage horizon
     minibatch_size: int = 512  # agent steps per gradient step: a multiple of bptt_horizon dividing the batch
     max_minibatch_size: int = 32768  # larger minibatches accumulate gradients in chunks of this size
@@ -193,7 +193,8 @@ class TrainingConfig:
     compile: bool = False  # torch.compile the network
     compile_mode: str = "default"
     compile_fullgraph: bool = False
-    torch_threads: int = 1  # intra-op threads: 1 is fastest for these small networks (measured: 2 halves SPS)
+    vec_workers: Any = "auto"  # environment worker processes (0: none, in the training process); auto: from the cores
+    torch_threads: Any = "auto"  # learner intra-op threads; auto: from the cores (daf_hydra.env_workers.resolve)
     checkpoint_interval: int = 50  # updates between checkpoints; one more is written at the end
     # Validation during training: every `validate_every` agent steps (and at the end) the current checkpoint plays
     # `validation_episodes` episodes on fixed validation seeds (not the evaluation's); the run's evaluation then
@@ -679,9 +680,16 @@ def validate_training(t: Any, num_agents: int) -> None:
     import math
     from importlib.util import find_spec
 
-    for key in ("total_steps", "num_envs", "bptt_horizon", "update_epochs", "checkpoint_interval", "torch_threads",
+    for key in ("total_steps", "num_envs", "bptt_horizon", "update_epochs", "checkpoint_interval",
                 "max_minibatch_size"):
         _check(getattr(t, key) >= 1, key, getattr(t, key), "it must be a whole number >= 1")
+    for key, least in (("vec_workers", 0), ("torch_threads", 1)):
+        value = getattr(t, key)
+        _check(value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= least), key,
+               value, f"it must be auto or a whole number >= {least}")
+    workers = getattr(t, "vec_workers")
+    _check(workers == "auto" or workers == 0 or t.num_envs % workers == 0, "vec_workers", workers,
+           f"it must divide training.num_envs={t.num_envs} (or be 0 or auto)")
     batch = t.num_envs * num_agents * t.bptt_horizon
     _check(
         t.minibatch_size >= 1 and t.minibatch_size % t.bptt_horizon == 0 and batch % t.minibatch_size == 0,

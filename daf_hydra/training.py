@@ -2,7 +2,7 @@
 
 The loop, one iteration per PPO update (CleanRL-style):
 
-    trainer.evaluate()   # collect num_envs x agents x bptt_horizon agent steps (Serial backend, one process)
+    trainer.evaluate()   # collect num_envs x agents x bptt_horizon agent steps (env_workers: where envs step)
     trainer.train()      # update_epochs passes over them in minibatches
     record one curve.jsonl line; every checkpoint_interval updates, and at the end, write a checkpoint bundle
 
@@ -20,7 +20,13 @@ directory's last checkpoint (weights, optimizer, learning-rate schedule, update 
 
 Reproducibility: torch (initial weights, action sampling, minibatch order) is seeded with `seed + 1000 * rank`;
 each environment slot draws its maps and episode seeds from its own stream of (seed, rank, slot, first update),
-so the same config and seed give the same curve and weights (Serial backend, one torch thread).
+and PufferLib's worker backend serves the environment halves in a fixed order, so the same config and seed give
+the same curve and weights, with or without workers, for the same `vec_workers` and `torch_threads` (another
+worker count changes how actions are batched and drawn: another, equally valid, run).
+
+Recurrent networks that declare `carries_state` (daf_hydra's `lstm`) keep each agent's LSTM state through its
+whole episode in training, as evaluation does (daf_hydra.recurrent_state); PuffeRL's own rule (zeroed every
+`bptt_horizon` steps) remains for other recurrent networks (mettagrid_lstm).
 
 Distributed training plugs in through `rank`/`world_size` (seeds differ per rank, only rank 0 records and
 checkpoints) and `wrap_network` (e.g. DistributedDataParallel; the wrapper must expose the network's
@@ -45,6 +51,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from daf_hydra import env_workers
 from daf_hydra.device import resolve_device
 from daf_hydra.errors import DAFError
 from daf_hydra.evaluation import seeded_env
@@ -263,6 +270,11 @@ def _trainer_class() -> type:
         def save_checkpoint(self) -> None:
             return None  # our loop writes bundle directories
 
+        memory: Any = None  # a recurrent_state.CarriedState, set for networks that carry state (daf_hydra.recurrent_state)
+
+        def evaluate(self) -> Any:
+            return self.memory.evaluate(self) if self.memory is not None else super().evaluate()
+
     return Trainer
 
 
@@ -310,8 +322,10 @@ def train(
     names = [m.name for m in missions]
     pei = check_compatible(env_cfgs, names)
     lead = rank == 0
+    local_ranks = min(world_size, int(t.distributed.tasks_per_node)) if "distributed" in t else 1
+    resources = env_workers.resolve(t.vec_workers, t.torch_threads, int(t.num_envs), local_ranks)
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(t.torch_threads))
+    torch.set_num_threads(resources.threads)
     try:
         seed = int(t.seed) + RANK_SEED_STRIDE * rank
         torch.manual_seed(seed)  # initial weights, then action sampling and minibatch order
@@ -336,14 +350,8 @@ def train(
             recorder.truncate(CURVE_FILE, lambda r: r.get("update", 0) <= first_update)
             recorder.truncate(VALIDATION_FILE, lambda r: r.get("update", 0) <= first_update)
 
-        import pufferlib.vector
-
         factory = _EnvFactory(env_cfgs, names, int(t.seed), rank, first_update)
-        num_envs = int(t.num_envs)
-        vecenv = pufferlib.vector.make(
-            [factory] * num_envs, env_args=[[]] * num_envs, env_kwargs=[{"slot": i} for i in range(num_envs)],
-            backend=pufferlib.vector.Serial, num_envs=num_envs, num_workers=1, batch_size=num_envs,
-        )
+        vecenv = env_workers.make_vecenv(factory, int(t.num_envs), resources.workers, seed, run_dir)
         try:
             batch = vecenv.num_agents * int(t.bptt_horizon)
             total_updates = max(1, math.ceil(int(t.total_steps) / batch))
@@ -354,6 +362,11 @@ def train(
                 warnings.filterwarnings("ignore", message="In CPU autocast, but the target dtype is not supported")
                 trainer = _trainer_class()(args, vecenv, model)
             trainer.utilization.stop()  # its non-daemon monitor thread would keep a failed process alive
+            if use_rnn and getattr(network, "carries_state", False):
+                from daf_hydra.recurrent_state import CarriedState
+
+                trainer.memory = CarriedState(trainer, int(network.hidden_size))
+                trainer.memory.install(trainer)
             if state is not None:
                 trainer.optimizer.load_state_dict(state["optimizer"])
                 trainer.scheduler.load_state_dict(state["scheduler"])

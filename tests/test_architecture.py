@@ -13,7 +13,7 @@ LAYERS = {
     "ground": ["errors", "records", "provenance", "stats", "ratings", "identity"],
     # the typed configs and the one road to a run config, beside what they name: missions, policies, devices
     "config and world": ["config", "compose", "missions", "policies", "device"],
-    "play": ["evaluation", "teams", "training", "replays", "curve_events"],
+    "play": ["evaluation", "teams", "training", "recurrent_state", "env_workers", "replays", "curve_events"],
     "runs": ["runs", "results"],
     "features": ["aggregate", "comparison", "comparison_stats", "crossplay", "crossplay_report", "policy_entries",
                  "mission_analysis", "sweeps", "study_runner", "studies", "distributed_training",

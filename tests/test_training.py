@@ -159,16 +159,30 @@ def _popen(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
+def _workers_of(proc: subprocess.Popen) -> list:
+    import psutil
+
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
+    """The learner alone is killed (as the OOM killer would): its environment workers die with it, and a resumed
+    run continues from the last checkpoint."""
+    import psutil
+
     out = tmp_path / "run"
-    args = ["pipeline=train", "policy=mlp", "policy.kwargs.hidden_size=16", *SMALL,
+    args = ["pipeline=train", "policy=mlp", "policy.kwargs.hidden_size=16", *SMALL, "training.vec_workers=2",
             "training.checkpoint_interval=3", f"hydra.run.dir={out}"]
     proc = _popen([*args, f"training.total_steps={1000 * BATCH}"], tmp_path)
     try:
         _wait_for(lambda: (out / "checkpoints" / "update_000003").is_dir(), proc, 120)
-        os.killpg(proc.pid, signal.SIGKILL)
+        workers = _workers_of(proc)
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive  # no orphaned worker keeps stepping environments
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -206,6 +220,41 @@ def test_ctrl_c_writes_a_checkpoint_and_stops_cleanly(tmp_path):
     m = read_json(out / "metrics.json")
     assert m["status"] == "failed" and "interrupted" in m["error"]
     assert m["final_checkpoint"] == str(out / "checkpoints" / f"update_{last:06d}")
+
+
+@pytest.mark.slow
+def test_a_crashed_environment_worker_fails_the_run_in_one_line(tmp_path):
+    out = tmp_path / "run"
+    proc = _popen(["pipeline=train", "policy=mlp", "policy.kwargs.hidden_size=16", *SMALL, "training.vec_workers=2",
+                   f"training.total_steps={1000 * BATCH}", f"hydra.run.dir={out}"], tmp_path)
+    try:
+        _wait_for(lambda: len(_updates(out)) >= 2, proc, 120)
+        victim = _workers_of(proc)[1]
+        victim.kill()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if "environment worker" in line]
+    assert len(lines) == 1 and f"(pid {victim.pid}) died (killed by SIGKILL" in lines[0], stderr
+    m = read_json(out / "metrics.json")
+    assert m["status"] == "failed" and f"(pid {victim.pid}) died" in m["error"]
+    assert "mean_reward" not in m or m["mean_reward"] is None  # no made-up score
+
+
+@pytest.mark.slow
+def test_training_with_environment_workers_learns(tmp_path):
+    """Two worker processes step the environments: the policy still learns (its episodes' reward rises)."""
+    out = tmp_path / "run"
+    r = run_cli("pipeline=train", "policy=mlp", "training.vec_workers=2", "training.total_steps=200000",
+                "evaluation.episodes=2", f"hydra.run.dir={out}", cwd=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr
+    rewards = [rec["episode_reward"] for rec in read_jsonl(out / "curve.jsonl") if rec["episode_reward"] is not None]
+    first, last = rewards[:2], rewards[-2:]
+    print(f"episode reward, first updates {first}, last {last}")
+    assert len(rewards) >= 4 and sum(last) / len(last) > 1.5 * sum(first) / len(first)
 
 
 FAILING_POLICY = '''

@@ -96,7 +96,8 @@ class BaselineActor(_SlotRngs):
 
 
 class NetworkActor(_SlotRngs):
-    """One `forward_eval` over all agents of all slots; LSTM state kept per agent row, zeroed at episode start.
+    """One `forward_eval` over all agents of all slots; LSTM state kept per agent row, zeroed at episode start and
+    carried through the episode: the rule daf_hydra's training uses too (daf_hydra.recurrent_state).
     Sampling is Gumbel-max with per-episode noise: the same distribution as `Categorical(logits).sample()`."""
 
     def __init__(self, network: Any, slots: int, agents: int, recurrent: bool, deterministic: bool, device: str):
@@ -124,7 +125,8 @@ class NetworkActor(_SlotRngs):
             for key in ("lstm_h", "lstm_c"):
                 self._state[key][rows] = 0
 
-    def act(self, obs: np.ndarray, sims: Sequence[Any]) -> np.ndarray:
+    def logits(self, obs: np.ndarray) -> np.ndarray:
+        """obs (slots, agents, tokens, 3) -> logits (slots, agents, actions); advances the memory one step."""
         torch = self._torch
         flat = torch.from_numpy(obs.reshape(-1, *obs.shape[2:])).to(self._device)
         with torch.no_grad():
@@ -132,7 +134,10 @@ class NetworkActor(_SlotRngs):
             logits, _ = self._net.forward_eval(flat, state)
             if self._state is not None:  # some networks return new tensors instead of writing in place
                 self._state = {k: state[k] for k in ("lstm_h", "lstm_c")}
-            logits = logits.float().cpu().numpy().reshape(obs.shape[0], self._agents, -1)
+            return logits.float().cpu().numpy().reshape(obs.shape[0], self._agents, -1)
+
+    def act(self, obs: np.ndarray, sims: Sequence[Any]) -> np.ndarray:
+        logits = self.logits(obs)
         if self._deterministic:
             return logits.argmax(-1).astype(np.int32)
         noise = np.stack([rng.gumbel(size=logits.shape[1:]) for rng in self.rngs])

@@ -113,8 +113,11 @@ class TokenNet(nn.Module):
 
     `forward_eval(obs, state)`: one step for a batch of agents; with an LSTM, `state["lstm_h"]`/`["lstm_c"]` hold
     `(agents, hidden)` or `(agents, 1, hidden)` and are replaced by the new state in the same shape.
-    `forward(obs, state)`: a training minibatch, `(segments, horizon, tokens, 3)` from a zero state when recurrent.
+    `forward(obs, state)`: a training minibatch, `(segments, horizon, tokens, 3)`, from each segment's initial
+    state and with the episode resets the rollout had (`carries_state`: daf_hydra's trainer provides both).
     """
+
+    carries_state = True  # forward() takes segment initial states and resets: training may carry state
 
     def __init__(self, pei: PolicyEnvInterface, hidden_size: int, recurrent: bool, feature_names: list[str],
                  tag_names: list[str]):
@@ -143,12 +146,33 @@ class TokenNet(nn.Module):
     def forward(
         self, observations: torch.Tensor, state: Optional[dict[str, Any]] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training minibatch `(segments, horizon, tokens, 3)`. Recurrent: each segment starts from the state the
+        rollout had at its first step (`state["lstm_h"]`/`["lstm_c"]`, `(segments, hidden)`; zeros when absent) and
+        zeroes it before step t where `state["resets"][:, t]` (a new episode began): exactly what `forward_eval`
+        computed while acting, so the update sees the policy that acted."""
         if self.lstm is None or observations.dim() < 4:
             return self.forward_eval(observations, None)
         segments, horizon = observations.shape[:2]
         hidden = self.encoder(observations).reshape(segments, horizon, self.hidden_size)
-        out, _ = self.lstm(hidden)
-        out = out.reshape(segments * horizon, self.hidden_size)
+        state = state or {}
+        h0, c0 = state.get("lstm_h"), state.get("lstm_c")
+        if h0 is None:
+            h0 = hidden.new_zeros(segments, self.hidden_size)
+            c0 = hidden.new_zeros(segments, self.hidden_size)
+        h, c = h0.reshape(1, segments, self.hidden_size), c0.reshape(1, segments, self.hidden_size)
+        resets = state.get("resets")
+        # unroll in chunks that no reset interrupts: one nn.LSTM call per chunk (usually one or two per minibatch)
+        cuts = [0, *(resets.any(dim=0).nonzero().flatten().tolist() if resets is not None else []), horizon]
+        outs = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a == b:
+                continue
+            if resets is not None and a > 0:
+                keep = (~resets[:, a]).to(h.dtype).reshape(1, segments, 1)
+                h, c = h * keep, c * keep
+            out, (h, c) = self.lstm(hidden[:, a:b], (h, c))
+            outs.append(out)
+        out = torch.cat(outs, dim=1).reshape(segments * horizon, self.hidden_size)
         return self.action_head(out), self.value_head(out)
 
 
