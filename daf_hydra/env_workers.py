@@ -49,13 +49,14 @@ def available_cores() -> int:
 
 
 def resolve(workers: Any, threads: Any, num_envs: int, ranks_here: int = 1) -> Resources:
-    """`auto` -> numbers, from the cores per local rank. One core: everything in the training process, one thread.
-    Two or more: two workers per pair of halves (double buffering; the learner keeps a core, the workers share the
-    rest), and one torch thread (these networks are small: a second thread slowed every measured setting).
+    """`auto` -> numbers, from the cores per local rank. Up to two cores: everything in the training process (two
+    workers on two shared cores measured slower than none: bench/train_throughput.py, 0.65x vs 0.85x of cogames).
+    Three or more: two workers per pair of halves (double buffering; the learner keeps a core, the workers share
+    the rest). One torch thread (these networks are small: a second thread slowed every measured setting).
     Explicit values are kept; num_envs must split evenly over the workers."""
     cores = max(1, available_cores() // max(1, ranks_here))
     if workers == AUTO:
-        workers = 2 if cores >= 2 and num_envs % 2 == 0 else 0
+        workers = 2 if cores >= 3 and num_envs % 2 == 0 else 0
     if threads == AUTO:
         threads = 1
     workers, threads = int(workers), int(threads)

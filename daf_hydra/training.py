@@ -377,7 +377,8 @@ def train(
             init_kwargs = {**resolved.kwargs, **getattr(policy, "bundle_kwargs", dict)()}
             loop = _Loop(trainer, network, t, resolved.class_path, init_kwargs, pei, run_dir,
                          recorder if lead else None, names, lead)
-            every = math.ceil(int(t.validate_every) / batch) if t.validate_every and validate is not None and lead else None
+            every = math.ceil(int(t.validate_every) / batch) \
+                if t.validate_every and validate is not None and lead else None
             return loop.run(total_updates, start, (every, validate) if every else None)
         finally:
             vecenv.close()
