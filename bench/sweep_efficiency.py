@@ -11,9 +11,9 @@ trained before they were stopped), and their ratio. Target: the pruned best with
 using <= 50% of its agent steps.
 
 async: 2 workers (hydra/launcher=local, n_jobs=2) on evaluate trials of unequal length (evaluation.episodes
-swept over {2, 48}). Runs the study and reads each trial's start and end from the study; the batched schedule
-(Hydra's Optuna sweeper: pairs of trials in the same order, each pair waiting for its slower trial) is computed
-from the same trials' durations. Prints both wall times, their ratio, and the idle worker-seconds of each.
+swept over {4, 160}, the same seeded random sampler): daf_hydra's sweeper (a new trial as soon as one ends)
+against Hydra's Optuna sweeper itself (batches of 2, each waiting for its slower trial), both for real. Prints
+both wall times, their ratio, and each one's idle worker-seconds (2 x wall time - the seconds the runs worked).
 """
 
 from __future__ import annotations
@@ -90,25 +90,46 @@ def pruning(args: argparse.Namespace, tmp: Path) -> None:
           f"{'at or above' if within else 'below'} the unpruned best's interval")
 
 
+BATCHED_SWEEPER = """
+import sys
+from daf_hydra.run import main, prepare_config_store
+prepare_config_store(sys.argv[1:])
+main()
+"""
+
+
+def _busy_seconds(sweep_dir: Path) -> float:
+    """Seconds the trials' runs worked (run.json start to metrics.json end), whoever scheduled them."""
+    total = 0.0
+    for metrics in sweep_dir.glob("[0-9]*/metrics.json"):
+        m = json.loads(metrics.read_text())
+        total += m["ended_at"] - m["started_at"]
+    return total
+
+
 def asynchronous(args: argparse.Namespace, tmp: Path) -> None:
-    storage = f"sqlite:///{tmp / 'async.db'}"
-    wall = _sweep(["pipeline=evaluate", "policy=baseline", "mission=training_facility_1", "evaluation.num_envs=2",
-                   "hydra/sweeper=random", "hydra.sweeper.params.evaluation.episodes=choice(2,48)",
-                   f"hydra.sweeper.n_trials={args.trials}", "hydra.sweeper.n_jobs=2", "hydra/launcher=local",
-                   f"hydra.sweeper.storage={storage}", "sweep_name=async", f"hydra.sweep.dir={tmp / 'async'}"], tmp)
-    trials = sorted(optuna.load_study(study_name="async", storage=storage).trials, key=lambda t: t.number)
-    starts = [t.datetime_start.timestamp() for t in trials]
-    ends = [t.datetime_complete.timestamp() for t in trials]
-    durations = [e - s for s, e in zip(starts, ends)]
-    span = max(ends) - min(starts)
-    busy = sum(durations)
-    batched = sum(max(durations[i:i + 2]) for i in range(0, len(durations), 2))
-    print(f"{len(trials)} trials on 2 workers, durations {', '.join(f'{d:.0f}' for d in durations)} s "
-          f"(whole sweep {wall:.0f} s)")
-    print(f"asynchronous (measured): {span:.0f} s, idle worker-seconds {2 * span - busy:.0f}")
-    print(f"batched (same trials, pairs wait for their slower trial): {batched:.0f} s, idle worker-seconds "
-          f"{2 * batched - busy:.0f}")
-    print(f"wall time, asynchronous / batched: {span / batched:.2f}")
+    trials = ["pipeline=evaluate", "policy=baseline", "mission=training_facility_1", "evaluation.num_envs=4",
+              "evaluation.episodes=choice(4,160)", f"hydra.sweeper.n_trials={args.trials}",
+              "hydra.sweeper.n_jobs=2", "hydra/launcher=local", "hydra.sweeper.direction=maximize",
+              "hydra.sweeper.sampler.seed=0"]
+    walls, busy = {}, {}
+    for road in ("asynchronous", "batched"):
+        out = tmp / road
+        common = [*trials, f"hydra.sweeper.storage=sqlite:///{tmp / (road + '.db')}", f"hydra.sweep.dir={out}"]
+        t0 = time.perf_counter()
+        if road == "asynchronous":  # daf_hydra's sweeper (conf/hydra/sweeper/random.yaml)
+            cmd = [sys.executable, "-m", "daf_hydra.run", "-m", "hydra/sweeper=random", "sweep_name=async", *common]
+        else:  # Hydra's Optuna sweeper itself: batches of n_jobs trials, each batch waiting for its slowest
+            cmd = [sys.executable, "-c", BATCHED_SWEEPER, "-m", "hydra/sweeper=optuna",
+                   "hydra/sweeper/sampler=random", "hydra.sweeper.study_name=batched", *common]
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{road} sweep failed:\n{proc.stderr[-3000:]}")
+        walls[road], busy[road] = time.perf_counter() - t0, _busy_seconds(out)
+    for road in walls:
+        print(f"{road:12s}: {args.trials} trials on 2 workers in {walls[road]:.0f} s; trials worked {busy[road]:.0f} "
+              f"worker-seconds; idle worker-seconds {2 * walls[road] - busy[road]:.0f}")
+    print(f"wall time, asynchronous / batched: {walls['asynchronous'] / walls['batched']:.2f}")
 
 
 def main() -> None:
