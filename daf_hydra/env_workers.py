@@ -50,7 +50,8 @@ def available_cores() -> int:
 
 def resolve(workers: Any, threads: Any, num_envs: int, ranks_here: int = 1) -> Resources:
     """`auto` -> numbers, from the cores per local rank. Up to two cores: everything in the training process (two
-    workers on two shared cores measured slower than none: bench/train_throughput.py, 0.65x vs 0.85x of cogames).
+    workers on two cores: 1.07x faster than none when the cores are idle, 0.76x when other work shares them,
+    bench/train_throughput.py; the safe side is none).
     Three or more: two workers per pair of halves (double buffering; the learner keeps a core, the workers share
     the rest). One torch thread (these networks are small: a second thread slowed every measured setting).
     Explicit values are kept; num_envs must split evenly over the workers."""
