@@ -79,32 +79,54 @@ def scratch_env(scratch: Path) -> dict[str, str]:
     return env
 
 
-def check_without_running(command: str) -> None:
-    """A block that needs what this machine lacks: its daf_hydra runs are composed and checked as the CLI does
-    before it launches anything (run.check_command_line), so a bad group, key or value still fails here."""
-    from daf_hydra.run import _normalise, check_command_line
+# Checks a command that cannot run here as the CLI would before launching anything, in the scratch directory.
+CHECK = """
+import shlex, sys
+from daf_hydra.run import _normalise, check_command_line
+words = shlex.split(sys.argv[1], comments=True)
+if words[1:3] == ["-m", "daf_hydra.run"]:
+    check_command_line([_normalise(w) for w in words[3:]])
+"""
 
-    words = shlex.split(command, comments=True)
-    if words[1:3] == ["-m", "daf_hydra.run"]:
-        check_command_line([_normalise(w) for w in words[3:]])
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize("doc", [d for d in DOCS if bash_blocks(d)], ids=lambda d: d.name)
-def test_bash_blocks_run_as_written(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Each command of each ```bash block of `doc`, in order, in one scratch directory outside the repository
-    (so a path that only works from the repository root fails), exits 0."""
-    env = scratch_env(tmp_path)
-    monkeypatch.chdir(tmp_path)
+def run_doc(doc: Path, scratch: Path) -> list[str]:
+    """Each command of each ```bash block of `doc`, in order, in `scratch` (one directory outside the repository,
+    so a path that only works from the repository root fails); the failures, each with its output's tail. A block
+    that needs what this machine lacks (`# needs:`) has its daf_hydra runs composed and checked as the CLI does
+    before it launches anything (run.check_command_line), so a bad group, key or value still fails."""
+    env = scratch_env(scratch)
+    failures = []
     for block in bash_blocks(doc):
         first = block.lstrip().splitlines()[0] if block.strip() else ""
         if NOT_RUN.match(first):
             continue
         for command in block_commands(block):
-            if NEEDS.match(first):
-                check_without_running(command)
-                continue
-            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+            argv = [sys.executable, "-c", CHECK, command] if NEEDS.match(first) else ["bash", "-c", command]
+            done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True,
                                   timeout=COMMAND_TIMEOUT_S)
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-            assert done.returncode == 0, f"{doc.name}: `{command}` exited {done.returncode}:\n{tail}"
+            if done.returncode != 0:
+                tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+                failures.append(f"{doc.name}: `{command}` exited {done.returncode}:\n{tail}")
+                break  # later commands of the document may build on this one
+        if failures:
+            break
+    return failures
+
+
+@pytest.mark.slow
+def test_bash_blocks_run_as_written(tmp_path: Path):
+    """Every document's commands exit 0, run as `run_doc` says; the documents two at a time (each in its own
+    scratch directory, its commands in order), as the machine has two cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the documents with the most commands first, so the two threads end together
+    docs = sorted((d for d in DOCS if bash_blocks(d)),
+                  key=lambda d: -sum(len(block_commands(b)) for b in bash_blocks(d)))
+    scratches = []
+    for doc in docs:
+        scratch = tmp_path / doc.stem
+        scratch.mkdir()
+        scratches.append(scratch)
+    with ThreadPoolExecutor(2) as pool:
+        failures = [f for found in pool.map(run_doc, docs, scratches) for f in found]
+    assert not failures, "\n\n".join(failures)
