@@ -58,6 +58,15 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
+def validations(cfg: Any) -> int | None:
+    """How many validations a training run makes (training.validate_every, and one at the end): the pruner's
+    steps."""
+    training = cfg.get("training")
+    if cfg.pipeline.name != "train" or training is None or not training.get("validate_every"):
+        return None
+    return math.ceil(int(training.total_steps) / int(training.validate_every))
+
+
 def make_pruner(name: str, evaluations: Optional[int] = None) -> Any:
     """Optuna's pruner called `name` (config.PRUNERS). Steps are validation numbers 1..`evaluations`, the same
     for every trial, so successive halving and hyperband rungs fall on validations."""

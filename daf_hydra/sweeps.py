@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import hydra.utils
-import yaml
 from hydra.experimental.callback import Callback
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
@@ -116,7 +115,7 @@ class DAFOptunaSweeper(OptunaSweeper):
         from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
         from daf_hydra.study_runner import StudyRunner
-        from daf_hydra.studies import make_pruner, open_storage
+        from daf_hydra.studies import make_pruner, open_storage, validations
 
         impl = self.sweeper  # the plugin's implementation: its options and, after setup, the sweep's config
         directions = impl._get_directions()
@@ -144,8 +143,7 @@ class DAFOptunaSweeper(OptunaSweeper):
             grid = {k: impl._to_grid_sampler_choices(d) for k, d in space.items()}
             sampler = sampler(grid)
             n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
-        evaluations = math.ceil(int(impl.config.training.total_steps) / int(impl.config.training.validate_every)) \
-            if self.pruner != "none" else None
+        evaluations = validations(impl.config) if self.pruner != "none" else None
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions,
                                     pruner=make_pruner(self.pruner, evaluations), load_if_exists=True)
         trial_overrides = [

@@ -24,7 +24,7 @@ from daf_hydra.orchestrators.compare import daf_run_comparison_pipeline, run_com
 from daf_hydra.orchestrators.crossplay import daf_crossplay, run_crossplay_pipeline
 from daf_hydra.orchestrators.evaluate import run_evaluate
 from daf_hydra.results import PipelineResult
-from daf_hydra.studies import trial_link
+from daf_hydra.studies import trial_link, validations
 from daf_hydra.orchestrators.sweep import daf_run_sweep_pipeline, run_sweep
 from daf_hydra.orchestrators.train import run_train
 from daf_hydra.orchestrators.training import daf_run_training_pipeline
@@ -76,15 +76,6 @@ def run_pipeline(cfg: DictConfig) -> Any:
             else:
                 link.tell("FAIL", error=f"objective {value!r} is not a finite number")
         return value
-
-
-def validations(cfg: DictConfig) -> int | None:
-    """How many validations a training run makes (training.validate_every, and one at the end): the pruner's
-    steps."""
-    training = cfg.get("training")
-    if cfg.pipeline.name != "train" or training is None or not training.get("validate_every"):
-        return None
-    return math.ceil(int(training.total_steps) / int(training.validate_every))
 
 
 def run_over_seeds(cfg: DictConfig, run_dir: Path) -> Any:
