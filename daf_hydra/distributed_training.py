@@ -31,6 +31,7 @@ to the local rank, pass it to DDP) cannot run on these CPU-only machines and is 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -157,6 +158,12 @@ def _local_rank_main(container: dict[str, Any], run_dir: str, rank: int, world: 
         run_rank(OmegaConf.create(container), Path(run_dir), rank, world, 0, f"tcp://127.0.0.1:{port}")
     except TrainingInterrupted:  # Ctrl-C reached every rank: rank 0 reports it and its checkpoint
         print(f"rank {rank}: interrupted", file=sys.stderr)
+    # This rank has nothing left to write (rank 0 holds the records). Skipping the interpreter's finalization
+    # avoids a rare abort there ("terminate called without an active exception", exit code -6): torch/gloo C++
+    # threads torn down after Python's modules are gone, which made a finished training look failed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _free_port() -> int:
@@ -196,6 +203,7 @@ def run_rank(cfg: DictConfig, run_dir: Path, rank: int, world: int, local_rank: 
         return None
     finally:
         memory.stop()
+        gc.collect()  # DDP's reducer and its pending gloo work go now, while the process group is still alive
         dist.destroy_process_group()
 
 

@@ -15,6 +15,7 @@ PyMySQL, PostgreSQL) for workers on many machines; both keep heartbeats.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Sequence
@@ -112,6 +113,7 @@ class Heartbeat:
         self.ids: set[int] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._warned = False
         self._thread = threading.Thread(target=self._run, name="optuna-heartbeat", daemon=True)
         self._thread.start()
 
@@ -131,8 +133,11 @@ class Heartbeat:
             for trial_id in ids:
                 try:
                     self.storage.record_heartbeat(trial_id)
-                except Exception:  # a finished trial, a database hiccup: the next beat tries again
-                    pass
+                except Exception as exc:  # a database hiccup: the next beat tries again; said once, for the record
+                    if not self._warned:
+                        self._warned = True
+                        print(f"heartbeat of trial id {trial_id} not recorded ({type(exc).__name__}: {exc}); "
+                              "retrying every beat", file=sys.stderr, flush=True)
 
     def stop(self) -> None:
         self._stop.set()

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from daf_hydra.errors import DAFError
 from daf_hydra.records import METRICS_FILE, STATUS_FAILED
-from daf_hydra.studies import Heartbeat, budget_used, superseded
+from daf_hydra.studies import GRACE_FACTOR, Heartbeat, budget_used, superseded
 
 
 @dataclass
@@ -100,7 +100,7 @@ class StudyRunner:
                         break
                     self.log(f"waiting for {len(elsewhere)} trial(s) running elsewhere "
                              f"({', '.join(str(t.number) for t in elsewhere)}): a dead one is retried after "
-                             f"{3 * self.heartbeat_interval} s without a heartbeat")
+                             f"{GRACE_FACTOR * self.heartbeat_interval} s without a heartbeat")
                     time.sleep(self.heartbeat_interval)
                     continue
                 futures = {j.future: j for j in self.running.values() if j.future is not None}
@@ -170,7 +170,8 @@ class StudyRunner:
             value = f" (value {frozen.intermediate_values[last]:.4g})" if last is not None else ""
             self.log(f"trial {frozen.number} pruned at validation {last}{value} after {elapsed:.0f} s")
         else:
-            error = frozen.user_attrs.get("error", "no error recorded")
+            error = frozen.user_attrs.get("error") or (
+                f"no heartbeat for {GRACE_FACTOR * self.heartbeat_interval} s: failed as dead by the storage")
             if frozen.number not in superseded(self.study.get_trials(deepcopy=False)):
                 self.failures.append(f"trial {frozen.number}: {error}")
             self.log(f"trial {frozen.number} failed after {elapsed:.0f} s: {error}")

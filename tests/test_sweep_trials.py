@@ -136,6 +136,6 @@ def test_with_two_local_workers_a_new_trial_starts_as_soon_as_one_ends(cli, tmp_
             f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert r.returncode == 0, r.stderr[-3000:]
     trials = optuna.load_study(study_name="async", storage=storage).trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3, r.stdout[-3000:] + r.stderr[-2000:]
     assert trials[2].datetime_start < trials[0].datetime_complete  # no batch barrier
     assert trials[2].datetime_start >= trials[1].datetime_complete  # two at a time
