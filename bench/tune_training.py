@@ -104,21 +104,25 @@ def main() -> None:
           f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed; report {sweep_dir / 'sweep_report.html'}")
     if "COMPLETE" not in states:
         raise SystemExit(f"no completed trial (sweep exit code {code}): see {sweep_dir / 'sweep.log'}")
-    best = study.best_trial
-    run_dir = Path(next(t.run_dir for t in study_trials(study, OUT / study_name) if t.number == best.number))
-    rewards = [e["total_reward"] for e in read_jsonl(run_dir / EPISODES_FILE)]
+    runs = {t.number: Path(t.run_dir) for t in study_trials(study, OUT / study_name) if t.run_dir}
+    ranked = sorted((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value, reverse=True)
+    print(f"top trials (objective at {args.steps:,} steps; a slower setting fits fewer steps in {args.minutes:g} min):")
+    for trial in ranked[:5]:
+        training = json.loads((runs[trial.number] / METRICS_FILE).read_text())["training"]
+        print(f"  trial {trial.number:3d}: {trial.value:6.2f}; trained {training['agent_steps']:,} agent steps in "
+              f"{training['wall_time_s']:.0f} s ({training['sps']:,.0f} SPS, validations included): "
+              f"{args.minutes:g} min hold ~{training['sps'] * 60 * args.minutes:,.0f} steps")
+    best = ranked[0]
+    rewards = [e["total_reward"] for e in read_jsonl(runs[best.number] / EPISODES_FILE)]
     score = aggregate_with_ci({args.mission: rewards}, seed=0)["mean"]
-    training = json.loads((run_dir / METRICS_FILE).read_text())["training"]
     overrides = " ".join(f"{k}={_value(v)}" for k, v in sorted(best.params.items()))
     print(f"best: trial {best.number}, mean reward {score['point']:.2f} [{score['low']:.2f}, {score['high']:.2f}] "
-          f"(bootstrap 95% over its {len(rewards)} evaluation episodes: one training, evaluation noise only)")
-    print(f"  trained {training['agent_steps']:,} agent steps in {training['wall_time_s']:.0f} s "
-          f"({training['sps']:,.0f} SPS): {args.minutes:g} minutes hold about "
-          f"{training['sps'] * 60 * args.minutes:,.0f} agent steps at that speed; run {run_dir}")
+          f"(bootstrap 95% over its {len(rewards)} evaluation episodes: one training, evaluation noise only); "
+          f"run {runs[best.number]}")
     print(f"overrides to adopt: {overrides}")
     (OUT / study_name / "best_overrides.txt").write_text(
         f"{overrides}\n# trial {best.number}: mean reward {score['point']:.2f} [{score['low']:.2f}, "
-        f"{score['high']:.2f}] over {len(rewards)} episodes; {run_dir}\n")
+        f"{score['high']:.2f}] over {len(rewards)} episodes; {runs[best.number]}\n")
     sys.exit(code)
 
 
