@@ -31,6 +31,7 @@ import optuna
 
 from daf_hydra.records import EPISODES_FILE, METRICS_FILE, read_jsonl
 from daf_hydra.stats import aggregate_with_ci
+from daf_hydra.studies import superseded
 from daf_hydra.sweeps import study_trials
 
 OUT = Path(__file__).resolve().parent / "out" / "tune_training"
@@ -99,9 +100,11 @@ def main() -> None:
     code, sweep_dir = _sweep(args, study_name, storage)
 
     study = optuna.load_study(study_name=study_name, storage=storage)
-    states = [t.state.name for t in study.trials]
+    retried = superseded(study.trials)  # failed trials of dead processes, run again with their parameters
+    states = [t.state.name for t in study.trials if t.number not in retried]
     print(f"study {study_name}: {len(states)} trials, {states.count('COMPLETE')} complete, "
-          f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed; report {sweep_dir / 'sweep_report.html'}")
+          f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed ({len(retried)} more retried); "
+          f"report {sweep_dir / 'sweep_report.html'}")
     if "COMPLETE" not in states:
         raise SystemExit(f"no completed trial (sweep exit code {code}): see {sweep_dir / 'sweep.log'}")
     runs = {t.number: Path(t.run_dir) for t in study_trials(study, OUT / study_name) if t.run_dir}
