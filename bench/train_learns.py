@@ -42,9 +42,10 @@ def _run(args: list[str], out: Path) -> dict | None:
     proc = subprocess.run([sys.executable, "-m", "daf_hydra.run", *args, f"hydra.run.dir={out}"],
                           capture_output=True, text=True)
     last_line = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    if not (out / METRICS_FILE).is_file():  # refused before any work (a bad override): so would every other run
+    recorded = (out / METRICS_FILE).is_file()
+    if proc.returncode == 2 and not recorded:  # refused before any work (a bad override): so would every other run
         raise SystemExit(f"refused: {' '.join(args)}: {last_line}")
-    metrics = json.loads((out / METRICS_FILE).read_text())
+    metrics = json.loads((out / METRICS_FILE).read_text()) if recorded else {}
     if proc.returncode != 0 or metrics.get("status") != "completed":
         print(f"  FAILED: {' '.join(args)}: {metrics.get('error') or last_line} (run dir {out})")
         return None
