@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from daf_hydra.config import DAFSweepConfig, literal, parameter_key
 from daf_hydra.errors import DAFError
 from daf_hydra.identity import SECTIONS, run_identity
-from daf_hydra.records import METRICS_FILE, write_json_atomic
+from daf_hydra.records import METRICS_FILE, check_writable, write_json_atomic
 from daf_hydra.studies import superseded
 
 TRIALS_FILE = "trials.csv"
@@ -518,6 +518,7 @@ def daf_launch_sweep(cfg: DAFSweepConfig, timeout_s: float | None = None) -> Swe
     its results. A process of its own: a trial's crash, pufferlib's signal handlers or a hung job stay there."""
     cfg.validate()
     root = Path(cfg.output_root).resolve()  # sweep directories are <root>/<study>/<time>
+    check_writable(root, "the sweeps' output_root")  # before the subprocess starts any trial
     before = set(root.glob("*/*"))
     proc = subprocess.run(
         [sys.executable, "-m", "daf_hydra.run", "-m", *cfg.overrides()],

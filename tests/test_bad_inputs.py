@@ -408,5 +408,20 @@ def test_an_api_output_dir_that_cannot_be_written_is_one_line_before_any_work(tm
     assert [p.name for p in tmp_path.rglob("*")] == [blocker.name]  # nothing written anywhere
 
 
+def test_a_sweep_output_root_that_cannot_be_written_is_one_line_before_any_trial(tmp_path, monkeypatch):
+    from daf_hydra.config import DAFSweepConfig
+    from daf_hydra.sweeps import daf_launch_sweep
+
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(DAFError) as info:
+        daf_launch_sweep(DAFSweepConfig(search_space={"learning_rate": [1e-3, 1e-2]},
+                                        output_root=str(blocker / "sweeps")))
+    _assert_one_line(str(info.value), f"cannot write the sweeps' output_root {blocker / 'sweeps'}: {blocker} is "
+                                      "not a directory")
+    assert [p.name for p in tmp_path.rglob("*")] == [blocker.name]  # no study, no trial
+
+
 def test_the_corpus_is_large():
     assert len(CLI_CASES) + len(MULTIRUN_CASES) + len(API_CASES) >= 60
