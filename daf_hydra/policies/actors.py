@@ -122,14 +122,15 @@ class NetworkActor(_SlotRngs):
         super().start(slot, seed)
         if self._state is not None:
             rows = slice(slot * self._agents, (slot + 1) * self._agents)
-            for key in ("lstm_h", "lstm_c"):
-                self._state[key][rows] = 0
+            with self._torch.inference_mode():  # the state is an inference tensor once a step has run
+                for key in ("lstm_h", "lstm_c"):
+                    self._state[key][rows] = 0
 
     def logits(self, obs: np.ndarray) -> np.ndarray:
         """obs (slots, agents, tokens, 3) -> logits (slots, agents, actions); advances the memory one step."""
         torch = self._torch
         flat = torch.from_numpy(obs.reshape(-1, *obs.shape[2:])).to(self._device)
-        with torch.no_grad():
+        with torch.inference_mode():
             state = self._state if self._state is not None else {}
             logits, _ = self._net.forward_eval(flat, state)
             if self._state is not None:  # some networks return new tensors instead of writing in place
