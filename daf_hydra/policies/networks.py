@@ -59,7 +59,7 @@ class TokenEncoder(nn.Module):
         self.num_features, self.num_tags = len(feature_names), len(tag_names)
         self.channels = self.num_features + self.num_tags
         self.grid_rows = self.rows * self.cols * self.channels
-        self.pad = self.grid_rows + self.num_features  # the ignored padding row
+        self.pad = self.grid_rows + self.num_features  # the zero row of tokens this network does not read
         here = {f.name: f for f in pei.obs_features}
         self.tag_fid = here["tag"].id if "tag" in here else -1
         feature_index = torch.full((256,), -1, dtype=torch.long)  # this mission's feature id -> vocabulary index
