@@ -6,8 +6,9 @@ For each policy, side by side in one run on the same mission and the same episod
 - daf_hydra: `daf_hydra.evaluation.play`, `--num-envs` episodes side by side;
 - mettagrid: `mettagrid.runner.rollout.run_multi_episode_rollout`, one agent at a time.
 Prints env steps/s of each and daf_hydra's ratio to the raw env and to mettagrid's rollout. Everything on one
-torch thread, as the evaluator runs. `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
-    .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 8] [--mission training_facility_1]
+torch thread, as the evaluator runs. Raw env and daf_hydra (about a second each) are the best of `--repeats`
+alternating runs, timeit's rule: on a shared machine the least disturbed run is the one that measures the code. `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
+    .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 8] [--repeats 3] [--mission ...]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from daf_hydra.compose import load_mission
+from daf_hydra.config import EvaluationConfig
 from daf_hydra.evaluation import LoadedPolicy, play, seed_everything, seeded_env
 from daf_hydra.missions import build_env
 from daf_hydra.policies import loading
@@ -78,7 +80,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mission", default="training_facility_1")
     ap.add_argument("--episodes", type=int, default=16)
-    ap.add_argument("--num-envs", type=int, default=8, help="daf_hydra's evaluation.num_envs (its default: 8)")
+    ap.add_argument("--num-envs", type=int, default=EvaluationConfig().num_envs,
+                    help="daf_hydra's evaluation.num_envs (default: its default)")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)  # all paths on one thread: a fair comparison on a shared 2-core machine
     env_cfg = build_env(load_mission(args.mission))
@@ -86,8 +90,10 @@ def main() -> None:
           f"{args.episodes} episodes each, daf_hydra num_envs={args.num_envs}; env steps/s")
     print(f"{'policy':15s} {'raw env':>9s} {'daf_hydra':>9s} {'mettagrid':>9s} {'x raw env':>9s} {'x mettagrid':>11s}")
     for name in POLICIES:
-        raw = raw_sps(env_cfg, args.episodes)
-        ours = daf_sps(env_cfg, name, args.episodes, args.num_envs)
+        raw = ours = 0.0
+        for _ in range(args.repeats):
+            raw = max(raw, raw_sps(env_cfg, args.episodes))
+            ours = max(ours, daf_sps(env_cfg, name, args.episodes, args.num_envs))
         theirs = mettagrid_sps(env_cfg, name, args.episodes)
         print(f"{name:15s} {raw:9.0f} {ours:9.0f} {theirs:9.0f} {ours / raw:8.2f}x {ours / theirs:10.1f}x",
               flush=True)
