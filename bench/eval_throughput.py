@@ -6,8 +6,9 @@ For each policy, side by side in one run on the same mission and the same episod
 - daf_hydra: `daf_hydra.evaluation.play`, `--num-envs` episodes side by side;
 - mettagrid: `mettagrid.runner.rollout.run_multi_episode_rollout`, one agent at a time.
 Prints env steps/s of each and daf_hydra's ratio to the raw env and to mettagrid's rollout. Everything on one
-torch thread, as the evaluator runs. Raw env and daf_hydra (about a second each) are the best of `--repeats`
-alternating runs, timeit's rule: on a shared machine the least disturbed run is the one that measures the code. `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
+torch thread, as the evaluator runs. daf_hydra is the best of `--repeats` runs per policy, each followed by a raw
+env run, and the raw env is the best of all of those (timeit's rule: on a shared machine the least disturbed run
+is the one that measures the code; a raw env caught undisturbed only lowers the ratios). `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
     .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 8] [--repeats 3] [--mission ...]
 """
 
@@ -87,16 +88,18 @@ def main() -> None:
     torch.set_num_threads(1)  # all paths on one thread: a fair comparison on a shared 2-core machine
     env_cfg = build_env(load_mission(args.mission))
     print(f"mission {args.mission} ({env_cfg.game.num_agents} agents, {env_cfg.game.max_steps} steps), "
-          f"{args.episodes} episodes each, daf_hydra num_envs={args.num_envs}; env steps/s")
-    print(f"{'policy':15s} {'raw env':>9s} {'daf_hydra':>9s} {'mettagrid':>9s} {'x raw env':>9s} {'x mettagrid':>11s}")
+          f"{args.episodes} episodes each, daf_hydra num_envs={args.num_envs}", flush=True)
+    raw, rows = 0.0, []
     for name in POLICIES:
-        raw = ours = 0.0
+        ours = 0.0
         for _ in range(args.repeats):
-            raw = max(raw, raw_sps(env_cfg, args.episodes))
             ours = max(ours, daf_sps(env_cfg, name, args.episodes, args.num_envs))
-        theirs = mettagrid_sps(env_cfg, name, args.episodes)
-        print(f"{name:15s} {raw:9.0f} {ours:9.0f} {theirs:9.0f} {ours / raw:8.2f}x {ours / theirs:10.1f}x",
-              flush=True)
+            raw = max(raw, raw_sps(env_cfg, args.episodes))
+        rows.append((name, ours, mettagrid_sps(env_cfg, name, args.episodes)))
+    print(f"raw env: {raw:.0f} env steps/s (best of {len(POLICIES) * args.repeats} runs)")
+    print(f"{'policy':15s} {'daf_hydra':>9s} {'mettagrid':>9s} {'x raw env':>9s} {'x mettagrid':>11s}  (env steps/s)")
+    for name, ours, theirs in rows:
+        print(f"{name:15s} {ours:9.0f} {theirs:9.0f} {ours / raw:8.2f}x {ours / theirs:10.1f}x")
 
 
 if __name__ == "__main__":
