@@ -9,7 +9,7 @@ Prints env steps/s of each and daf_hydra's ratio to the raw env and to mettagrid
 torch thread, as the evaluator runs. daf_hydra is the best of `--repeats` runs per policy, each followed by a raw
 env run, and the raw env is the best of all of those (timeit's rule: on a shared machine the least disturbed run
 is the one that measures the code; a raw env caught undisturbed only lowers the ratios). `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
-    .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 8] [--repeats 3] [--mission ...]
+    .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 16] [--repeats 5] [--mission ...]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=16)
     ap.add_argument("--num-envs", type=int, default=EvaluationConfig().num_envs,
                     help="daf_hydra's evaluation.num_envs (default: its default)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)  # all paths on one thread: a fair comparison on a shared 2-core machine
     env_cfg = build_env(load_mission(args.mission))

@@ -86,7 +86,6 @@ class TokenEncoder(nn.Module):
         self.register_buffer("code_table", code, persistent=False)
         self.register_buffer("weight_table", weight, persistent=False)
         self.register_buffer("index_table", index, persistent=False)
-        self.register_buffer("read_table", (index != self.pad).float(), persistent=False)
 
     def _tables(self, feature_index: torch.Tensor, tag_index: torch.Tensor,
                 scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,10 +123,10 @@ class TokenEncoder(nn.Module):
         tokens = tokens[:, : int(used.max()) + 1] if len(used) else tokens[:, :1]
         loc, fid, val = tokens.long().unbind(-1)
         fid_value = (fid << 8) + val
-        key = (loc << 9) + self.code_table[fid_value]
-        weight = self.weight_table[fid_value] * self.read_table[key]
-        offsets = torch.arange(0, key.numel(), key.shape[1], device=key.device)
-        return self.index_table[key].flatten(), weight.flatten(), offsets
+        index = self.index_table[(loc << 9) + self.code_table[fid_value]]
+        weight = self.weight_table[fid_value] * (index != self.pad)
+        offsets = torch.arange(0, index.numel(), index.shape[1], device=index.device)
+        return index.flatten(), weight.flatten(), offsets
 
     def _lookup_numpy(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`_lookup` in numpy, for tokens on the CPU: its dozen tiny torch operations cost more than the lookups
@@ -136,11 +135,10 @@ class TokenEncoder(nn.Module):
         used = np.flatnonzero((raw[..., 0] != EMPTY).any(axis=0))
         raw = raw[:, : used[-1] + 1 if len(used) else 1].astype(np.int64)
         fid_value = (raw[..., 1] << 8) + raw[..., 2]
-        key = (raw[..., 0] << 9) + self.code_table.numpy()[fid_value]
-        weight = self.weight_table.numpy()[fid_value] * self.read_table.numpy()[key]
-        offsets = np.arange(0, key.size, key.shape[1])
-        return (torch.from_numpy(self.index_table.numpy()[key].ravel()), torch.from_numpy(weight.ravel()),
-                torch.from_numpy(offsets))
+        index = self.index_table.numpy()[(raw[..., 0] << 9) + self.code_table.numpy()[fid_value]]
+        weight = self.weight_table.numpy()[fid_value] * (index != self.pad)
+        offsets = np.arange(0, index.size, index.shape[1])
+        return torch.from_numpy(index.ravel()), torch.from_numpy(weight.ravel()), torch.from_numpy(offsets)
 
 
 class TokenNet(nn.Module):
