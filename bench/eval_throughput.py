@@ -6,9 +6,9 @@ For each policy, side by side in one run on the same mission and the same episod
 - daf_hydra: `daf_hydra.evaluation.play`, `--num-envs` episodes side by side;
 - mettagrid: `mettagrid.runner.rollout.run_multi_episode_rollout`, one agent at a time.
 Prints env steps/s of each and daf_hydra's ratio to the raw env and to mettagrid's rollout. Everything on one
-torch thread, as the evaluator runs. daf_hydra is the best of `--repeats` runs per policy, each followed by a raw
-env run, and the raw env is the best of all of those (timeit's rule: on a shared machine the least disturbed run
-is the one that measures the code; a raw env caught undisturbed only lowers the ratios). `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
+torch thread, as the evaluator runs. Each daf_hydra run (about a second) is followed by a raw env run; printed
+are the medians of `--repeats` such pairs and the median of their ratios (measured: on a shared machine both
+rates drift by up to 1.5x within a minute, a pair's ratio much less). `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
     .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 16] [--repeats 5] [--mission ...]
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from statistics import median
 
 import numpy as np
 import torch
@@ -89,17 +90,15 @@ def main() -> None:
     env_cfg = build_env(load_mission(args.mission))
     print(f"mission {args.mission} ({env_cfg.game.num_agents} agents, {env_cfg.game.max_steps} steps), "
           f"{args.episodes} episodes each, daf_hydra num_envs={args.num_envs}", flush=True)
-    raw, rows = 0.0, []
+    print(f"{'policy':15s} {'daf_hydra':>9s} {'raw env':>9s} {'mettagrid':>9s} {'x raw env':>9s} {'x mettagrid':>11s}"
+          "  (env steps/s)")
     for name in POLICIES:
-        ours = 0.0
-        for _ in range(args.repeats):
-            ours = max(ours, daf_sps(env_cfg, name, args.episodes, args.num_envs))
-            raw = max(raw, raw_sps(env_cfg, args.episodes))
-        rows.append((name, ours, mettagrid_sps(env_cfg, name, args.episodes)))
-    print(f"raw env: {raw:.0f} env steps/s (best of {len(POLICIES) * args.repeats} runs)")
-    print(f"{'policy':15s} {'daf_hydra':>9s} {'mettagrid':>9s} {'x raw env':>9s} {'x mettagrid':>11s}  (env steps/s)")
-    for name, ours, theirs in rows:
-        print(f"{name:15s} {ours:9.0f} {theirs:9.0f} {ours / raw:8.2f}x {ours / theirs:10.1f}x")
+        pairs = [(daf_sps(env_cfg, name, args.episodes, args.num_envs), raw_sps(env_cfg, args.episodes))
+                 for _ in range(args.repeats)]
+        ours, raw = median(p[0] for p in pairs), median(p[1] for p in pairs)
+        theirs = mettagrid_sps(env_cfg, name, args.episodes)
+        print(f"{name:15s} {ours:9.0f} {raw:9.0f} {theirs:9.0f} {median(d / r for d, r in pairs):8.2f}x "
+              f"{ours / theirs:10.1f}x", flush=True)
 
 
 if __name__ == "__main__":
