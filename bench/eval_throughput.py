@@ -7,8 +7,9 @@ For each policy, side by side in one run on the same mission and the same episod
 - mettagrid: `mettagrid.runner.rollout.run_multi_episode_rollout`, one agent at a time.
 Prints env steps/s of each and daf_hydra's ratio to the raw env and to mettagrid's rollout. Everything on one
 torch thread, as the evaluator runs. Each daf_hydra run (about a second) is followed by a raw env run; printed
-are the medians of `--repeats` such pairs and the median of their ratios (measured: on a shared machine both
-rates drift by up to 1.5x within a minute, a pair's ratio much less). `lstm` is daf_hydra's network (untrained here: a trained one costs the same).
+are the medians of `--repeats` such pairs and the median of their ratios: on a shared machine both rates moved by
+up to 2.7x from one run to the next (measured), so one run proves nothing. `lstm` is daf_hydra's network
+(untrained here: a trained one costs the same).
     .venv/bin/python bench/eval_throughput.py [--episodes 16] [--num-envs 16] [--repeats 5] [--mission ...]
 """
 
