@@ -155,10 +155,13 @@ def play(
 
 
 def seeded_env(env_cfg: Any, seed: int) -> Any:
-    """The environment config with its map generator seeded: mettagrid draws an unseeded map otherwise."""
-    if hasattr(env_cfg.game.map_builder, "seed"):
-        env_cfg = env_cfg.model_copy(deep=True)
-        env_cfg.game.map_builder.seed = seed
+    """The environment config with its map generator seeded: mettagrid draws an unseeded map otherwise.
+    Only the map generator is copied (the rest is shared, read-only): a deep copy of the whole config cost
+    a fifth of a 300-step episode's time (measured)."""
+    game = env_cfg.game
+    if hasattr(game.map_builder, "seed"):
+        builder = game.map_builder.model_copy(update={"seed": seed}, deep=True)
+        env_cfg = env_cfg.model_copy(update={"game": game.model_copy(update={"map_builder": builder})})
     return env_cfg
 
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 RNG_SALT = 0x5EED  # separates action-sampling streams from the map seed
+NOISE_BLOCK = 64  # steps of sampling noise drawn per slot at once: one generator call, not one per step
 
 
 def episode_rng(seed: int) -> np.random.Generator:
@@ -98,7 +99,8 @@ class BaselineActor(_SlotRngs):
 class NetworkActor(_SlotRngs):
     """One `forward_eval` over all agents of all slots; LSTM state kept per agent row, zeroed at episode start and
     carried through the episode: the rule daf_hydra's training uses too (daf_hydra.recurrent_state).
-    Sampling is Gumbel-max with per-episode noise: the same distribution as `Categorical(logits).sample()`."""
+    Sampling is Gumbel-max with per-episode noise: the same distribution as `Categorical(logits).sample()`. The
+    noise is drawn `NOISE_BLOCK` steps at a time: the same numbers, in the same order, as one draw per step."""
 
     def __init__(self, network: Any, slots: int, agents: int, recurrent: bool, deterministic: bool, device: str):
         import torch
@@ -110,6 +112,8 @@ class NetworkActor(_SlotRngs):
         self._device = device
         self._deterministic = deterministic
         self._state: dict[str, Any] | None = None
+        self._noise: np.ndarray | None = None  # (slots, NOISE_BLOCK, agents, actions), sized at the first step
+        self._noise_at = np.full(slots, NOISE_BLOCK)  # each slot's next step in its block; NOISE_BLOCK: draw anew
         if recurrent:
             hidden = int(network.hidden_size)
             rows = slots * agents
@@ -120,16 +124,18 @@ class NetworkActor(_SlotRngs):
 
     def start(self, slot: int, seed: int, simulation: Any) -> None:
         super().start(slot, seed)
+        self._noise_at[slot] = NOISE_BLOCK
         if self._state is not None:
             rows = slice(slot * self._agents, (slot + 1) * self._agents)
-            for key in ("lstm_h", "lstm_c"):
-                self._state[key][rows] = 0
+            with self._torch.inference_mode():  # the state is an inference tensor once a step has run
+                for key in ("lstm_h", "lstm_c"):
+                    self._state[key][rows] = 0
 
     def logits(self, obs: np.ndarray) -> np.ndarray:
         """obs (slots, agents, tokens, 3) -> logits (slots, agents, actions); advances the memory one step."""
         torch = self._torch
         flat = torch.from_numpy(obs.reshape(-1, *obs.shape[2:])).to(self._device)
-        with torch.no_grad():
+        with torch.inference_mode():
             state = self._state if self._state is not None else {}
             logits, _ = self._net.forward_eval(flat, state)
             if self._state is not None:  # some networks return new tensors instead of writing in place
@@ -140,7 +146,13 @@ class NetworkActor(_SlotRngs):
         logits = self.logits(obs)
         if self._deterministic:
             return logits.argmax(-1).astype(np.int32)
-        noise = np.stack([rng.gumbel(size=logits.shape[1:]) for rng in self.rngs])
+        if self._noise is None:
+            self._noise = np.empty((len(self.rngs), NOISE_BLOCK, *logits.shape[1:]))
+        for slot in np.flatnonzero(self._noise_at == NOISE_BLOCK):
+            self._noise[slot] = self.rngs[slot].gumbel(size=self._noise.shape[1:])
+            self._noise_at[slot] = 0
+        noise = self._noise[np.arange(len(self.rngs)), self._noise_at]
+        self._noise_at += 1
         return (logits + noise).argmax(-1).astype(np.int32)
 
 
