@@ -83,7 +83,7 @@ class EvaluationConfig:
     episodes: int = 10
     num_envs: int = 16  # episodes played at once; one batched forward pass steps all their agents (16: fastest here)
     deterministic: bool = False  # argmax instead of sampling for neural policies
-    progress: Optional[bool] = None  # progress bar; None: only on a terminal
+    progress: Optional[bool] = None  # progress bar; None: a bar on a terminal, else a line every 30 s
     # replays kept, in mettagrid's format (daf_hydra.replays): none | examples (lowest, median, highest episode
     # per mission) | all; None: examples in pipeline=benchmark and analyze, none elsewhere
     replays: Optional[str] = None

@@ -23,6 +23,8 @@ from daf_hydra import replays
 from daf_hydra.policies import loading
 from daf_hydra.policies.actors import Actor, make_actor
 
+PROGRESS_EVERY_S = 30.0  # between progress lines of an evaluation off a terminal
+
 
 @dataclass
 class LoadedPolicy:
@@ -191,10 +193,33 @@ class _NoBar:
         pass
 
 
+class _ProgressLines:
+    """Off a terminal (a log file, a SLURM job's output), a line every PROGRESS_EVERY_S seconds: a long evaluation
+    shows it is alive and how far it got, and a short one stays silent."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done = total, label, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY_S and self.done < self.total:
+            self.last = now
+            print(f"episodes {self.label}: {self.done} of {self.total} ({now - self.start:.0f} s)", file=sys.stderr,
+                  flush=True)
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: int, label: str, enabled: bool | None) -> Any:
-    """A progress bar on a terminal; nothing in CI logs or when output is piped."""
+    """A progress bar on a terminal; off a terminal (enabled None) a line every PROGRESS_EVERY_S seconds;
+    nothing with enabled False."""
     if enabled is None:
-        enabled = sys.stderr.isatty()
+        if not sys.stderr.isatty():
+            return _ProgressLines(total, label)
+        enabled = True
     if not enabled:
         return _NoBar()
     from tqdm import tqdm

@@ -155,3 +155,17 @@ def test_the_token_encoder_computes_its_definition_on_every_device():
     encoder(obs).sum().backward()
     assert encoder.embed.weight.grad[encoder.pad].abs().max() == 0
     assert encoder.embed.weight.grad.abs().max() > 0
+
+
+def test_a_long_evaluation_off_a_terminal_says_how_far_it_got(monkeypatch, capsys):
+    """In a log file or a SLURM job's output (no terminal, no bar) a line says `k of n` every PROGRESS_EVERY_S
+    seconds (0 here, so every episode but the last); with progress=False nothing is said."""
+    from daf_hydra import evaluation
+
+    monkeypatch.setattr(evaluation, "PROGRESS_EVERY_S", 0.0)
+    policy = LoadedPolicy("baseline", loading.resolve("baseline"), "cpu")
+    play(_env(), policy, [0, 1, 2], 1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("episodes ")]
+    assert [line.split(" (")[0] for line in lines] == ["episodes baseline: 1 of 3", "episodes baseline: 2 of 3"]
+    play(_env(), policy, [0, 1, 2], 1, progress=False)
+    assert "episodes " not in capsys.readouterr().err
